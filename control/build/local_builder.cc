@@ -1,0 +1,195 @@
+#include "control/build/local_builder.h"
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/subprocess.h"
+
+namespace eofaas::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr absl::string_view kArtifactPrefix = "sha256:";
+// Present in a bundle once its check passed: a later identical build has nothing to do.
+constexpr const char* kBuiltMarker = ".eofaas-built";
+// Lines of checker output repeated in status.message.
+constexpr size_t kMessageLines = 6;
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  // Length-prefixed, so that ("ab","c") and ("a","bc") differ.
+  void Add(absl::string_view bytes) {
+    uint64_t size = bytes.size();
+    EVP_DigestUpdate(ctx_, &size, sizeof(size));
+    EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
+  }
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &length);
+    std::string hex;
+    for (unsigned int i = 0; i < length; ++i) absl::StrAppendFormat(&hex, "%02x", digest[i]);
+    return hex;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+absl::Status WriteFile(const fs::path& path, absl::string_view content) {
+  std::error_code error;
+  fs::create_directories(path.parent_path(), error);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  out.close();
+  if (error || !out) return absl::InternalError(absl::StrCat("cannot write ", path.string()));
+  return absl::OkStatus();
+}
+
+// The template's files, relative path → content, without caches.
+std::map<std::string, std::string> TemplateFiles(const Template& tmpl) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(tmpl.dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string relative = fs::relative(entry.path(), tmpl.dir).string();
+    if (absl::StrContains(relative, "__pycache__") || absl::StrContains(relative, "node_modules")) {
+      continue;
+    }
+    files.emplace(relative, ReadFile(entry.path()));
+  }
+  return files;
+}
+
+std::vector<std::string> Lines(absl::string_view text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines;
+}
+
+}  // namespace
+
+LocalBuilder::LocalBuilder(std::string bundles_dir, absl::Duration check_timeout)
+    : bundles_dir_(std::move(bundles_dir)), check_timeout_(check_timeout) {
+  std::error_code error;
+  fs::create_directories(bundles_dir_, error);
+}
+
+absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function,
+                                            const Template& tmpl, const BuildLogSink& log) {
+  std::map<std::string, std::string> template_files = TemplateFiles(tmpl);
+  std::map<std::string, std::string> user_files(function.files().begin(), function.files().end());
+  Sha256 hash;
+  hash.Add(tmpl.name);
+  for (const auto& [path, content] : template_files) hash.Add(path), hash.Add(content);
+  hash.Add("function/");
+  for (const auto& [path, content] : user_files) hash.Add(path), hash.Add(content);
+  Bundle bundle;
+  bundle.artifact = absl::StrCat(kArtifactPrefix, hash.Hex());
+  bundle.dir = BundleDir(bundle.artifact);
+  if (fs::exists(bundle.dir)) {
+    log({absl::StrCat("bundle ", bundle.artifact, " exists: reused")});
+    return bundle;
+  }
+  // Written aside and renamed into place, so a bundle directory is always complete.
+  std::random_device random;
+  fs::path staging = fs::path(bundles_dir_) / absl::StrFormat(".staging-%08x", random());
+  absl::Status status;
+  for (const auto& [path, content] : template_files) {
+    if (status.ok()) status = WriteFile(staging / path, content);
+  }
+  for (const auto& [path, content] : user_files) {
+    if (status.ok()) status = WriteFile(staging / "function" / path, content);
+  }
+  std::error_code error;
+  if (status.ok()) fs::rename(staging, bundle.dir, error);
+  if (!status.ok() || error) {
+    fs::remove_all(staging, error);
+    if (fs::exists(bundle.dir)) return bundle;  // an identical render won the race
+    return status.ok() ? absl::InternalError(absl::StrCat("cannot create ", bundle.dir)) : status;
+  }
+  log({absl::StrCat("rendered ", template_files.size(), " template files and ", user_files.size(),
+                    " function files into bundle ", bundle.artifact)});
+  return bundle;
+}
+
+absl::Status LocalBuilder::Build(const Bundle& bundle, const Template& tmpl,
+                                 const BuildLogSink& log, const std::atomic<bool>& cancel) {
+  fs::path marker = fs::path(bundle.dir) / kBuiltMarker;
+  if (fs::exists(marker)) {
+    log({absl::StrCat("bundle ", bundle.artifact, " passed its check before: nothing to build")});
+    return absl::OkStatus();
+  }
+  std::vector<std::string> sources;
+  for (const auto& entry : fs::recursive_directory_iterator(fs::path(bundle.dir) / "function")) {
+    if (!entry.is_regular_file()) continue;
+    for (const auto& extension : tmpl.check_extensions) {
+      if (entry.path().extension() == extension) {
+        sources.push_back(fs::relative(entry.path(), bundle.dir).string());
+      }
+    }
+  }
+  std::sort(sources.begin(), sources.end());
+  if (!tmpl.check_command.empty() && !sources.empty()) {
+    common::SpawnOptions options;
+    options.argv = tmpl.check_command;
+    options.argv.insert(options.argv.end(), sources.begin(), sources.end());
+    options.cwd = bundle.dir;
+    options.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
+    log({absl::StrCat("$ ", absl::StrJoin(options.argv, " "))});
+    auto result = common::Run(options, check_timeout_, &cancel);
+    if (!result.ok()) return result.status();
+    std::vector<std::string> output = Lines(result->output);
+    log(output);
+    if (result->cancelled) return absl::CancelledError("build cancelled");
+    if (result->timed_out) {
+      return absl::FailedPreconditionError(absl::StrCat("build failed: check timed out after ",
+                                                        absl::FormatDuration(check_timeout_)));
+    }
+    if (!result->ok()) {
+      size_t first = output.size() > kMessageLines ? output.size() - kMessageLines : 0;
+      std::vector<std::string> tail(output.begin() + static_cast<long>(first), output.end());
+      return absl::FailedPreconditionError(
+          absl::StrCat("build failed: ", tmpl.check_command.front(), " ",
+                       result->signal ? absl::StrCat("killed by signal ", result->signal)
+                                      : absl::StrCat("exited with code ", result->exit_code),
+                       tail.empty() ? "" : ":\n", absl::StrJoin(tail, "\n")));
+    }
+  }
+  if (auto status = WriteFile(marker, bundle.artifact); !status.ok()) return status;
+  log({absl::StrCat("checked ", sources.size(), " source files: ok")});
+  return absl::OkStatus();
+}
+
+std::string LocalBuilder::BundleDir(const std::string& artifact) const {
+  absl::string_view hex = artifact;
+  if (absl::StartsWith(hex, kArtifactPrefix)) hex.remove_prefix(kArtifactPrefix.size());
+  return (fs::path(bundles_dir_) / std::string(hex)).string();
+}
+
+void LocalBuilder::CollectGarbage(const std::set<std::string>& live) {
+  std::set<std::string> live_dirs;
+  for (const auto& artifact : live) live_dirs.insert(BundleDir(artifact));
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(bundles_dir_, error)) {
+    if (entry.path().filename().string().starts_with(".staging-")) continue;
+    if (!live_dirs.count(entry.path().string())) fs::remove_all(entry.path(), error);
+  }
+}
+
+}  // namespace eofaas::control

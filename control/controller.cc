@@ -1,0 +1,638 @@
+#include "control/controller.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/names.h"
+
+namespace eofaas::control {
+
+using eofaas::v1::BuildPhase;
+using eofaas::v1::DeployPhase;
+
+struct Controller::Entry {
+  Entry(FunctionRecord stored, std::chrono::milliseconds progress_deadline)
+      : record(std::move(stored)),
+        build(record.function().status().build_phase()),
+        deploy(record.function().status().deploy_phase(), progress_deadline),
+        counted_phase(record.function().status().deploy_phase()),
+        deleting(counted_phase == DeployPhase::DEPLOY_PHASE_DELETING) {}
+
+  FunctionRecord record;
+  BuildMachine build;
+  DeployMachine deploy;
+  // Set to stop the running build of this function.
+  std::shared_ptr<std::atomic<bool>> build_cancel;
+  std::optional<DeploymentObservation> observation;
+  // Apply was called in this process: the deployer knows the function.
+  bool applied = false;
+  std::string deploy_failure;
+  std::vector<Endpoint> endpoints;
+  // The phase this entry is counted under in eofaas_functions.
+  DeployPhase counted_phase = DeployPhase::DEPLOY_PHASE_UNSPECIFIED;
+  bool deleting = false;
+};
+
+namespace {
+
+Function& FunctionOf(auto& entry) { return *entry.record.mutable_function(); }
+
+std::string NewUid() {
+  std::random_device random;
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", random(), random() & 0xffff,
+                         (random() & 0x0fff) | 0x4000, (random() & 0x3fff) | 0x8000,
+                         random() & 0xffff, random());
+}
+
+Function WithoutFiles(const Function& function) {
+  Function copy = function;
+  copy.clear_files();
+  return copy;
+}
+
+// "max_replicas 0" means "same as min_replicas"; the local runtime runs at least one replica.
+void NormalizeScaling(eofaas::v1::Scaling& scaling) {
+  if (scaling.max_replicas() == 0) scaling.set_max_replicas(std::max(scaling.min_replicas(), 1));
+}
+
+int DesiredReplicas(const Function& function) {
+  return std::max(function.scaling().min_replicas(), 1);
+}
+
+const char* BuildResult(BuildPhase phase) {
+  switch (phase) {
+    case BuildPhase::BUILD_PHASE_SUCCEEDED:
+      return "succeeded";
+    case BuildPhase::BUILD_PHASE_FAILED:
+      return "failed";
+    default:
+      return "cancelled";
+  }
+}
+
+}  // namespace
+
+Controller::Controller(ControllerOptions options, Store& store, const TemplateCatalog& templates,
+                       Builder& builder, Deployer& deployer, const common::Clock& clock,
+                       ControlMetrics& metrics)
+    : options_(std::move(options)),
+      store_(store),
+      templates_(templates),
+      builder_(builder),
+      deployer_(deployer),
+      clock_(clock),
+      metrics_(metrics),
+      build_pool_(std::make_unique<common::WorkerPool>(
+          "build", options_.build_workers, static_cast<size_t>(options_.max_functions) * 4)) {}
+
+Controller::~Controller() { Shutdown(); }
+
+Controller::Entry* Controller::Find(const std::string& name) {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second.get();
+}
+
+const Controller::Entry* Controller::Find(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Controller::Start() {
+  auto records = store_.LoadAll();
+  if (!records.ok()) return records.status();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& record : *records) {
+      const auto& status = record.function().status();
+      auto entry = std::make_unique<Entry>(record, options_.progress_deadline);
+      metrics_.FunctionPhaseChanged(DeployPhase::DEPLOY_PHASE_UNSPECIFIED, status.deploy_phase());
+      entries_.emplace(record.function().name(), std::move(entry));
+    }
+  }
+  auto keep = [this](const std::string& name, int64_t generation) {
+    std::lock_guard lock(mu_);
+    const Entry* entry = Find(name);
+    if (entry == nullptr || entry->deleting) {
+      return false;
+    }
+    return generation == entry->record.deployed().generation() ||
+           generation == entry->record.function().status().observed_generation();
+  };
+  auto started =
+      deployer_.Start([this](const DeploymentObservation& o) { OnObservation(o); }, keep);
+  if (!started.ok()) return started;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> deleting;
+    for (auto& [name, entry] : entries_) {
+      if (entry->deleting) {
+        deleting.push_back(name);
+        continue;
+      }
+      if (!IsTerminal(entry->build.phase())) {
+        int64_t generation = FunctionOf(*entry).status().generation();
+        common::LogInfo("function ", name, ": build of generation ", generation,
+                        " was interrupted; running it again");
+        AppendBuildLogLocked(name, generation,
+                             {"control plane restarted during this build: running it again"},
+                             false);
+        entry->build = BuildMachine();
+        FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
+        StartBuild(*entry);
+      }
+      if (entry->record.has_deployed()) Deploy(*entry);
+      Rejudge(*entry);
+    }
+    for (const auto& name : deleting) FinishDeleteLocked(name);
+    CollectGarbageLocked();
+  }
+  ticker_ = std::thread([this] { TickLoop(); });
+  return absl::OkStatus();
+}
+
+void Controller::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    // Interrupted builds stay in their phase in the store and run again after a restart.
+    for (auto& [name, entry] : entries_) {
+      if (entry->build_cancel) entry->build_cancel->store(true);
+    }
+  }
+  tick_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  build_pool_.reset();
+  deployer_.Shutdown();
+}
+
+absl::Status Controller::Commit(Entry& entry) {
+  if (auto status = store_.Update(entry.record); !status.ok()) {
+    common::LogError("function ", FunctionOf(entry).name(),
+                     ": cannot persist: ", status.ToString());
+    return status;
+  }
+  DeployPhase phase = FunctionOf(entry).status().deploy_phase();
+  metrics_.FunctionPhaseChanged(entry.counted_phase, phase);
+  entry.counted_phase = phase;
+  function_events_.Publish(FunctionEvent{WithoutFiles(FunctionOf(entry)), false});
+  return absl::OkStatus();
+}
+
+void Controller::Rejudge(Entry& entry) {
+  Function& function = FunctionOf(entry);
+  auto* status = function.mutable_status();
+  const std::string before = status->SerializeAsString();
+  DeployInputs inputs{
+      .deleting = entry.deleting,
+      .deployed = entry.record.has_deployed(),
+      .build_failure = entry.record.build_failure(),
+      .deploy_failure = entry.deploy_failure,
+      .observation = entry.observation ? &*entry.observation : nullptr,
+  };
+  entry.deploy.Observe(inputs, clock_.Now());
+  status->set_deploy_phase(entry.deploy.phase());
+  std::string message = entry.deploy.message();
+  // A failed build of a newer generation does not stop the older one from serving: say both.
+  if (inputs.deployed && !inputs.build_failure.empty() && message != inputs.build_failure) {
+    message =
+        message.empty() ? inputs.build_failure : absl::StrCat(message, "; ", inputs.build_failure);
+  }
+  status->set_message(message);
+  if (entry.observation) {
+    const DeploymentObservation& o = *entry.observation;
+    status->set_ready_replicas(o.ready);
+    status->set_replicas(o.running);
+    status->set_desired_replicas(o.desired);
+    status->set_restarts(o.restarts);
+    status->set_observed_generation(o.serving_generation);
+  }
+  int64_t named_generation = status->observed_generation() != 0
+                                 ? status->observed_generation()
+                                 : entry.record.deployed().generation();
+  if (named_generation != 0) {
+    status->set_deployment_name(
+        common::DeploymentName(function.name(), status->uid(), named_generation));
+  }
+  if (status->SerializeAsString() != before) (void)Commit(entry);
+}
+
+absl::StatusOr<Function> Controller::Create(Function function) {
+  if (auto status = ValidateFunction(function, templates_, options_.limits); !status.ok()) {
+    return status;
+  }
+  NormalizeScaling(*function.mutable_scaling());
+  std::lock_guard lock(mu_);
+  if (stopping_) return absl::UnavailableError("control plane is shutting down");
+  if (Find(function.name()) != nullptr) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("function \"", function.name(), "\" already exists"));
+  }
+  if (static_cast<int>(entries_.size()) >= options_.max_functions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("function quota of ", options_.max_functions, " reached"));
+  }
+  auto* status = function.mutable_status();
+  status->Clear();
+  status->set_uid(NewUid());
+  status->set_generation(1);
+  status->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
+  status->set_deploy_phase(DeployPhase::DEPLOY_PHASE_PENDING);
+  status->set_message("waiting for a successful build");
+  status->set_desired_replicas(DesiredReplicas(function));
+  FunctionRecord record;
+  *record.mutable_function() = function;
+  if (auto stored = store_.Insert(record); !stored.ok()) return stored;
+  auto entry = std::make_unique<Entry>(std::move(record), options_.progress_deadline);
+  metrics_.FunctionPhaseChanged(DeployPhase::DEPLOY_PHASE_UNSPECIFIED, entry->counted_phase);
+  Entry& added = *entries_.emplace(function.name(), std::move(entry)).first->second;
+  function_events_.Publish(FunctionEvent{WithoutFiles(function), false});
+  PublishEndpoints(added);
+  StartBuild(added);
+  return FunctionOf(added);
+}
+
+absl::StatusOr<Function> Controller::Update(Function function, int64_t expected_generation) {
+  if (auto status = ValidateFunction(function, templates_, options_.limits); !status.ok()) {
+    return status;
+  }
+  if (expected_generation < 0) {
+    return absl::InvalidArgumentError("expected_generation: must not be negative");
+  }
+  NormalizeScaling(*function.mutable_scaling());
+  std::lock_guard lock(mu_);
+  Entry* entry = Find(function.name());
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("function \"", function.name(), "\" not found"));
+  }
+  auto* status = FunctionOf(*entry).mutable_status();
+  if (entry->deleting) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("function \"", function.name(), "\" is being deleted"));
+  }
+  if (expected_generation != 0 && expected_generation != status->generation()) {
+    return absl::AbortedError(absl::StrCat("function \"", function.name(), "\" is at generation ",
+                                           status->generation(), ", not ", expected_generation));
+  }
+  if (!IsTerminal(entry->build.phase())) {
+    entry->build_cancel->store(true);
+    AppendBuildLogLocked(
+        function.name(), status->generation(),
+        {absl::StrCat("cancelled: superseded by generation ", status->generation() + 1)}, false);
+    FinishBuild(*entry, BuildPhase::BUILD_PHASE_CANCELLED, "");
+  }
+  Function& current = FunctionOf(*entry);
+  current.set_template_(function.template_());
+  *current.mutable_files() = function.files();
+  *current.mutable_env() = function.env();
+  *current.mutable_scaling() = function.scaling();
+  status->set_generation(status->generation() + 1);
+  status->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
+  status->set_desired_replicas(DesiredReplicas(current));
+  entry->build = BuildMachine();
+  entry->record.clear_build_failure();
+  Rejudge(*entry);
+  (void)Commit(*entry);
+  StartBuild(*entry);
+  return current;
+}
+
+absl::StatusOr<Function> Controller::Get(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  const Entry* entry = Find(name);
+  if (entry == nullptr)
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  return entry->record.function();
+}
+
+absl::StatusOr<FunctionPage> Controller::List(int32_t page_size,
+                                              const std::string& page_token) const {
+  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (page_size == 0) page_size = 100;
+  page_size = std::min(page_size, 1000);
+  std::string after;
+  if (!page_token.empty() && !absl::WebSafeBase64Unescape(page_token, &after)) {
+    return absl::InvalidArgumentError("page_token: not a token from a previous response");
+  }
+  std::lock_guard lock(mu_);
+  FunctionPage page;
+  auto it = page_token.empty() ? entries_.begin() : entries_.upper_bound(after);
+  for (; it != entries_.end() && static_cast<int32_t>(page.functions.size()) < page_size; ++it) {
+    page.functions.push_back(WithoutFiles(it->second->record.function()));
+  }
+  if (it != entries_.end()) {
+    page.next_page_token = absl::WebSafeBase64Escape(page.functions.back().name());
+  }
+  return page;
+}
+
+absl::StatusOr<Function> Controller::Delete(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Entry* entry = Find(name);
+  if (entry == nullptr)
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  Function snapshot = FunctionOf(*entry);
+  if (entry->deleting) return snapshot;
+  if (entry->build_cancel) entry->build_cancel->store(true);
+  entry->deleting = true;
+  Rejudge(*entry);
+  snapshot = FunctionOf(*entry);
+  if (entry->applied) {
+    deployer_.Remove(name);
+  } else {
+    FinishDeleteLocked(name);
+  }
+  return snapshot;
+}
+
+absl::StatusOr<Function> Controller::Scale(const std::string& name, int32_t min_replicas,
+                                           int32_t max_replicas) {
+  if (auto status = ValidateReplicas(min_replicas, max_replicas, options_.limits, "");
+      !status.ok()) {
+    return status;
+  }
+  std::lock_guard lock(mu_);
+  Entry* entry = Find(name);
+  if (entry == nullptr)
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  if (entry->deleting) {
+    return absl::FailedPreconditionError(absl::StrCat("function \"", name, "\" is being deleted"));
+  }
+  Function& function = FunctionOf(*entry);
+  function.mutable_scaling()->set_min_replicas(min_replicas);
+  function.mutable_scaling()->set_max_replicas(max_replicas);
+  NormalizeScaling(*function.mutable_scaling());
+  function.mutable_status()->set_desired_replicas(DesiredReplicas(function));
+  if (auto status = Commit(*entry); !status.ok()) return status;
+  if (entry->applied) Deploy(*entry);
+  return function;
+}
+
+void Controller::StartBuild(Entry& entry) {
+  const Function& function = FunctionOf(entry);
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  entry.build_cancel = cancel;
+  ++builds_in_flight_;
+  bool queued = build_pool_->Submit([this, name = function.name(),
+                                     generation = function.status().generation(),
+                                     cancel] { RunBuild(name, generation, cancel); });
+  if (!queued) {
+    --builds_in_flight_;
+    FinishBuild(entry, BuildPhase::BUILD_PHASE_FAILED, "build queue is full");
+  }
+}
+
+void Controller::RunBuild(std::string name, int64_t generation,
+                          std::shared_ptr<std::atomic<bool>> cancel) {
+  // True when the build should stop: deleted, superseded, or shutting down. Caller holds mu_.
+  auto abandoned = [&](Entry*& entry) {
+    entry = Find(name);
+    return entry == nullptr || cancel->load() ||
+           FunctionOf(*entry).status().generation() != generation;
+  };
+  absl::Cleanup finished = [this] { --builds_in_flight_; };
+  Function function;
+  const Template* tmpl = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    Entry* entry;
+    if (abandoned(entry)) return;
+    function = FunctionOf(*entry);
+    tmpl = templates_.Find(function.template_());
+    if (tmpl == nullptr) {
+      FinishBuild(*entry, BuildPhase::BUILD_PHASE_FAILED,
+                  absl::StrCat("template \"", function.template_(), "\" no longer exists"));
+      return;
+    }
+    (void)entry->build.Transition(BuildPhase::BUILD_PHASE_RENDERING, clock_.Now());
+    FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
+    (void)Commit(*entry);
+  }
+  BuildLogSink log = [this, name, generation](std::vector<std::string> lines) {
+    std::lock_guard lock(mu_);
+    AppendBuildLogLocked(name, generation, std::move(lines), false);
+  };
+  auto bundle = builder_.Render(function, *tmpl, log);
+  {
+    std::lock_guard lock(mu_);
+    Entry* entry;
+    if (abandoned(entry)) return;
+    if (!bundle.ok()) {
+      FinishBuild(*entry, BuildPhase::BUILD_PHASE_FAILED, std::string(bundle.status().message()));
+      return;
+    }
+    (void)entry->build.Transition(BuildPhase::BUILD_PHASE_BUILDING, clock_.Now());
+    FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
+    FunctionOf(*entry).mutable_status()->set_artifact(bundle->artifact);
+    (void)Commit(*entry);
+  }
+  absl::Status built = builder_.Build(*bundle, *tmpl, log, *cancel);
+  std::lock_guard lock(mu_);
+  Entry* entry;
+  if (abandoned(entry)) return;
+  if (!built.ok()) {
+    FinishBuild(*entry, BuildPhase::BUILD_PHASE_FAILED, std::string(built.message()));
+    return;
+  }
+  auto* deployed = entry->record.mutable_deployed();
+  deployed->set_generation(generation);
+  deployed->set_artifact(bundle->artifact);
+  deployed->set_template_(tmpl->name);
+  *deployed->mutable_env() = function.env();
+  deployed->set_deployment_name(
+      common::DeploymentName(function.name(), function.status().uid(), generation));
+  deployed->set_concurrency(function.scaling().target_concurrency() > 0
+                                ? function.scaling().target_concurrency()
+                                : tmpl->concurrency);
+  FinishBuild(*entry, BuildPhase::BUILD_PHASE_SUCCEEDED, "");
+  Deploy(*entry);
+}
+
+void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& message) {
+  Function& function = FunctionOf(entry);
+  const int64_t generation = function.status().generation();
+  (void)entry.build.Transition(phase, clock_.Now());
+  function.mutable_status()->set_build_phase(phase);
+  if (phase == BuildPhase::BUILD_PHASE_FAILED) {
+    entry.record.set_build_failure(absl::StrCat("generation ", generation, ": ", message));
+  } else {
+    entry.record.clear_build_failure();
+  }
+  metrics_.BuildFinished(function.template_(), BuildResult(phase), entry.build.DurationSeconds());
+  common::LogInfo("function ", function.name(), ": build of generation ", generation, " ",
+                  BuildResult(phase), message.empty() ? "" : ": ", message);
+  Rejudge(entry);
+  (void)Commit(entry);
+  AppendBuildLogLocked(function.name(), generation, {absl::StrCat("build ", BuildResult(phase))},
+                       true);
+}
+
+void Controller::AppendBuildLogLocked(const std::string& name, int64_t generation,
+                                      std::vector<std::string> lines, bool done) {
+  if (auto status = store_.AppendBuildLog(name, generation, lines); !status.ok()) {
+    common::LogError("function ", name, ": cannot store build log: ", status.ToString());
+  }
+  build_log_events_.Publish(BuildLogEvent{name, generation, std::move(lines), done});
+}
+
+void Controller::Deploy(Entry& entry) {
+  const auto& revision = entry.record.deployed();
+  const Function& function = FunctionOf(entry);
+  const Template* tmpl = templates_.Find(revision.template_());
+  entry.deploy_failure.clear();
+  if (tmpl == nullptr) {
+    entry.deploy_failure = absl::StrCat("template \"", revision.template_(), "\" no longer exists");
+  } else {
+    DeploymentSpec spec{
+        .function = function.name(),
+        .uid = function.status().uid(),
+        .generation = revision.generation(),
+        .deployment_name = revision.deployment_name(),
+        .artifact = revision.artifact(),
+        .bundle_dir = builder_.BundleDir(revision.artifact()),
+        .command = tmpl->run,
+        .env = {revision.env().begin(), revision.env().end()},
+        .replicas = DesiredReplicas(function),
+        .concurrency = revision.concurrency(),
+    };
+    if (auto status = deployer_.Apply(spec); status.ok()) {
+      entry.applied = true;
+    } else {
+      entry.deploy_failure = absl::StrCat("cannot deploy: ", status.message());
+    }
+  }
+  Rejudge(entry);
+}
+
+void Controller::OnObservation(const DeploymentObservation& observation) {
+  std::lock_guard lock(mu_);
+  Entry* entry = Find(observation.function);
+  if (entry == nullptr) return;
+  if (observation.removed) {
+    if (entry->deleting) {
+      FinishDeleteLocked(observation.function);
+    }
+    return;
+  }
+  entry->observation = observation;
+  Rejudge(*entry);
+  if (entry->endpoints != observation.endpoints) {
+    entry->endpoints = observation.endpoints;
+    PublishEndpoints(*entry);
+  }
+}
+
+void Controller::FinishDeleteLocked(const std::string& name) {
+  Entry* entry = Find(name);
+  if (entry == nullptr) return;
+  if (auto status = store_.Delete(name); !status.ok() && !absl::IsNotFound(status)) {
+    common::LogError("function ", name, ": cannot delete from the store: ", status.ToString());
+    return;
+  }
+  metrics_.FunctionPhaseChanged(entry->counted_phase, DeployPhase::DEPLOY_PHASE_UNSPECIFIED);
+  function_events_.Publish(FunctionEvent{WithoutFiles(FunctionOf(*entry)), true});
+  eofaas::v1::WatchEndpointsResponse removed;
+  removed.add_removed(name);
+  endpoint_events_.Publish(removed);
+  entries_.erase(name);
+  common::LogInfo("function ", name, ": deleted");
+  CollectGarbageLocked();
+}
+
+void Controller::PublishEndpoints(const Entry& entry) {
+  eofaas::v1::WatchEndpointsResponse change;
+  auto* function = change.add_functions();
+  function->set_function(entry.record.function().name());
+  for (const Endpoint& endpoint : entry.endpoints) {
+    auto* replica = function->add_replicas();
+    replica->set_address(endpoint.address);
+    replica->set_concurrency(endpoint.concurrency);
+    replica->set_generation(endpoint.generation);
+  }
+  endpoint_events_.Publish(change);
+}
+
+void Controller::CollectGarbageLocked() {
+  // A running build may have rendered a bundle that no record names yet: wait for a quiet moment.
+  if (builds_in_flight_ > 0) return;
+  std::set<std::string> live;
+  for (const auto& [name, entry] : entries_) {
+    live.insert(entry->record.function().status().artifact());
+    live.insert(entry->record.deployed().artifact());
+  }
+  builder_.CollectGarbage(live);
+}
+
+void Controller::TickLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    tick_cv_.wait_for(lock, std::chrono::milliseconds(500));
+    if (stopping_) break;
+    for (auto& [name, entry] : entries_) {
+      if (entry->record.has_deployed()) Rejudge(*entry);
+    }
+  }
+}
+
+absl::StatusOr<uint64_t> Controller::WatchFunction(const std::string& name,
+                                                   Subscribers<FunctionEvent>::Sink sink) {
+  std::lock_guard lock(mu_);
+  const Entry* entry = Find(name);
+  if (entry == nullptr)
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  sink(FunctionEvent{WithoutFiles(entry->record.function()), false});
+  return function_events_.Add([name, sink = std::move(sink)](const FunctionEvent& event) {
+    if (event.function.name() == name) sink(event);
+  });
+}
+
+absl::StatusOr<uint64_t> Controller::WatchBuildLog(const std::string& name, int64_t generation,
+                                                   bool follow,
+                                                   Subscribers<BuildLogEvent>::Sink sink) {
+  if (generation < 0) return absl::InvalidArgumentError("generation: must not be negative");
+  std::lock_guard lock(mu_);
+  const Entry* entry = Find(name);
+  if (entry == nullptr)
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  const int64_t current = entry->record.function().status().generation();
+  if (generation == 0) generation = current;
+  if (generation > current) {
+    return absl::NotFoundError(absl::StrCat("generation: function \"", name,
+                                            "\" has no generation ", generation, " (current is ",
+                                            current, ")"));
+  }
+  auto lines = store_.ReadBuildLog(name, generation, 0);
+  if (!lines.ok()) return lines.status();
+  const bool running = generation == current && !IsTerminal(entry->build.phase());
+  sink(BuildLogEvent{name, generation, std::move(*lines), !(follow && running)});
+  if (!(follow && running)) return 0;
+  return build_log_events_.Add(
+      [name, generation, sink = std::move(sink)](const BuildLogEvent& event) {
+        if (event.function == name && event.generation == generation) sink(event);
+      });
+}
+
+uint64_t Controller::WatchEndpoints(Subscribers<eofaas::v1::WatchEndpointsResponse>::Sink sink) {
+  std::lock_guard lock(mu_);
+  eofaas::v1::WatchEndpointsResponse snapshot;
+  snapshot.set_snapshot(true);
+  for (const auto& [name, entry] : entries_) {
+    auto* function = snapshot.add_functions();
+    function->set_function(name);
+    for (const Endpoint& endpoint : entry->endpoints) {
+      auto* replica = function->add_replicas();
+      replica->set_address(endpoint.address);
+      replica->set_concurrency(endpoint.concurrency);
+      replica->set_generation(endpoint.generation);
+    }
+  }
+  sink(snapshot);
+  return endpoint_events_.Add(std::move(sink));
+}
+
+}  // namespace eofaas::control

@@ -1,0 +1,148 @@
+// The Controller: owns every function's record, runs the build and deploy state machines, and
+// publishes each persisted change to watchers. The gRPC services only translate to and from it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/worker_pool.h"
+#include "control/build/build_machine.h"
+#include "control/build/builder.h"
+#include "control/build/template_catalog.h"
+#include "control/deploy/deploy_machine.h"
+#include "control/deploy/deployer.h"
+#include "control/metrics.h"
+#include "control/store/store.h"
+#include "control/subscribers.h"
+#include "control/validation.h"
+#include "eofaas/v1/endpoints.pb.h"
+#include "eofaas/v1/function.pb.h"
+
+namespace eofaas::control {
+
+using eofaas::v1::Function;
+
+struct ControllerOptions {
+  Limits limits;
+  /// Builds running at once.
+  int build_workers = 2;
+  /// Functions the control plane holds at most (RESOURCE_EXHAUSTED beyond).
+  int max_functions = 1000;
+  /// How long replicas may take to become ready before the function is DEGRADED.
+  std::chrono::milliseconds progress_deadline{60000};
+};
+
+/// A change of one function, as watchers see it.
+struct FunctionEvent {
+  Function function;  // without files
+  bool deleted = false;
+};
+
+/// New lines of one generation's build log; `done` once the build has ended.
+struct BuildLogEvent {
+  std::string function;
+  int64_t generation = 0;
+  std::vector<std::string> lines;
+  bool done = false;
+};
+
+struct FunctionPage {
+  std::vector<Function> functions;
+  std::string next_page_token;
+};
+
+/// Thread-safe. Every change is committed to the Store before it is published.
+class Controller {
+ public:
+  Controller(ControllerOptions options, Store& store, const TemplateCatalog& templates,
+             Builder& builder, Deployer& deployer, const common::Clock& clock,
+             ControlMetrics& metrics);
+  ~Controller();
+
+  /// Loads the store, starts the deployer (adopting live replicas) and resumes every function:
+  /// unfinished builds run again, deletions complete, built generations are deployed.
+  absl::Status Start();
+  /// Cancels builds and drains every replica.
+  void Shutdown();
+
+  absl::StatusOr<Function> Create(Function function);
+  absl::StatusOr<Function> Update(Function function, int64_t expected_generation);
+  absl::StatusOr<Function> Get(const std::string& name) const;
+  absl::StatusOr<FunctionPage> List(int32_t page_size, const std::string& page_token) const;
+  absl::StatusOr<Function> Delete(const std::string& name);
+  absl::StatusOr<Function> Scale(const std::string& name, int32_t min_replicas,
+                                 int32_t max_replicas);
+  std::vector<const Template*> Templates() const { return templates_.All(); }
+
+  /// Calls `sink` with the current state, then with every change, the last one `deleted`.
+  /// Returns a subscription id for Unwatch, or NOT_FOUND.
+  absl::StatusOr<uint64_t> WatchFunction(const std::string& name,
+                                         Subscribers<FunctionEvent>::Sink sink);
+  void UnwatchFunction(uint64_t id) { function_events_.Remove(id); }
+
+  /// Calls `sink` with the stored lines of the generation (0: current) and, when `follow` and the
+  /// build is still running, with new lines until an event with `done`. Returns a subscription
+  /// id (0 when nothing follows), NOT_FOUND or INVALID_ARGUMENT.
+  absl::StatusOr<uint64_t> WatchBuildLog(const std::string& name, int64_t generation, bool follow,
+                                         Subscribers<BuildLogEvent>::Sink sink);
+  void UnwatchBuildLog(uint64_t id) { build_log_events_.Remove(id); }
+
+  /// Calls `sink` with a snapshot of every function's endpoints, then with each change.
+  uint64_t WatchEndpoints(Subscribers<eofaas::v1::WatchEndpointsResponse>::Sink sink);
+  void UnwatchEndpoints(uint64_t id) { endpoint_events_.Remove(id); }
+
+ private:
+  struct Entry;
+
+  Entry* Find(const std::string& name);
+  const Entry* Find(const std::string& name) const;
+  // Persists the entry's record, then tells watchers. Caller holds mu_.
+  absl::Status Commit(Entry& entry);
+  // Re-judges the deploy phase from the entry's inputs; commits when anything changed.
+  void Rejudge(Entry& entry);
+  void StartBuild(Entry& entry);
+  void RunBuild(std::string name, int64_t generation, std::shared_ptr<std::atomic<bool>> cancel);
+  // Ends the entry's build in `phase` with `message`. Caller holds mu_.
+  void FinishBuild(Entry& entry, eofaas::v1::BuildPhase phase, const std::string& message);
+  void AppendBuildLogLocked(const std::string& name, int64_t generation,
+                            std::vector<std::string> lines, bool done);
+  void Deploy(Entry& entry);
+  void OnObservation(const DeploymentObservation& observation);
+  void FinishDeleteLocked(const std::string& name);
+  void PublishEndpoints(const Entry& entry);
+  void CollectGarbageLocked();
+  void TickLoop();
+
+  const ControllerOptions options_;
+  Store& store_;
+  const TemplateCatalog& templates_;
+  Builder& builder_;
+  Deployer& deployer_;
+  const common::Clock& clock_;
+  ControlMetrics& metrics_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Entry>, std::less<>> entries_;
+  std::atomic<int> builds_in_flight_{0};
+  Subscribers<FunctionEvent> function_events_;
+  Subscribers<BuildLogEvent> build_log_events_;
+  Subscribers<eofaas::v1::WatchEndpointsResponse> endpoint_events_;
+
+  std::unique_ptr<common::WorkerPool> build_pool_;
+  // Re-judges deploy phases over time (progress deadlines) even when nothing is observed.
+  std::thread ticker_;
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace eofaas::control

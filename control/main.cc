@@ -1,0 +1,175 @@
+// eofaas-control: wiring only. Parses options, opens the store, builds the backends and serves
+// eofaas.v1.Provision and eofaas.v1.Endpoints until SIGTERM or SIGINT.
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "common/log.h"
+#include "common/metrics/metrics_server.h"
+#include "common/options.h"
+#include "common/worker_pool.h"
+#include "control/api/endpoints_service.h"
+#include "control/api/provision_service.h"
+#include "control/build/local_builder.h"
+#include "control/build/template_catalog.h"
+#include "control/controller.h"
+#include "control/deploy/local_deployer.h"
+#include "control/deploy/sandbox.h"
+#include "control/metrics.h"
+#include "control/store/sqlite_store.h"
+
+namespace eofaas::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Flags {
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";
+  std::string data_dir = "eofaas-data";
+  std::string templates_dir = "templates";
+  std::string runtime = "local";
+  std::string sandbox = "auto";
+  std::vector<std::string> data_root;
+  int64_t max_source_bytes = 4 << 20;
+  int64_t max_replicas = 16;
+  int64_t max_functions = 1000;
+  int64_t build_workers = 2;
+  absl::Duration build_timeout = absl::Minutes(5);
+  absl::Duration drain_timeout = absl::Seconds(10);
+  absl::Duration progress_deadline = absl::Seconds(60);
+};
+
+absl::Status Run(int argc, char** argv) {
+  Flags flags;
+  common::Options options(
+      "eofaas-control: the eofaas control plane (Provision and Endpoints gRPC services).");
+  options.AddString("listen", "gRPC listen address (host:port)", &flags.listen);
+  options.AddString("metrics_listen", "Prometheus /metrics listen address", &flags.metrics_listen);
+  options.AddString("data_dir", "state, bundles and replica logs", &flags.data_dir);
+  options.AddString("templates_dir", "directory of templates (<name>/template.yaml)",
+                    &flags.templates_dir);
+  options.AddString("runtime", "where replicas run: local", &flags.runtime);
+  options.AddString("sandbox", "replica sandbox: auto (bubblewrap when present), bwrap, none",
+                    &flags.sandbox);
+  options.AddStringList("data_root", "directory replicas may read file:// data from (repeatable)",
+                        &flags.data_root);
+  options.AddInt("max_source_bytes", "largest total size of a function's files",
+                 &flags.max_source_bytes);
+  options.AddInt("max_replicas", "largest scaling.max_replicas accepted", &flags.max_replicas);
+  options.AddInt("max_functions", "most functions held at once", &flags.max_functions);
+  options.AddInt("build_workers", "builds running at once", &flags.build_workers);
+  options.AddDuration("build_timeout", "longest a build check may run", &flags.build_timeout);
+  options.AddDuration("drain_timeout", "how long a stopping replica may finish its work",
+                      &flags.drain_timeout);
+  options.AddDuration("progress_deadline", "how long replicas may take to become ready",
+                      &flags.progress_deadline);
+  if (auto status = options.Parse(argc, argv); !status.ok()) return status;
+  if (options.help_requested()) {
+    std::cout << options.Usage();
+    return absl::OkStatus();
+  }
+  if (flags.runtime != "local") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("runtime: \"", flags.runtime, "\" is not available (known: local)"));
+  }
+  SandboxMode sandbox_mode;
+  if (flags.sandbox == "none") {
+    sandbox_mode = SandboxMode::kNone;
+  } else if (flags.sandbox == "bwrap" || flags.sandbox == "auto") {
+    sandbox_mode = BwrapAvailable() ? SandboxMode::kBwrap : SandboxMode::kNone;
+    if (flags.sandbox == "bwrap" && sandbox_mode == SandboxMode::kNone) {
+      return absl::FailedPreconditionError("sandbox: bwrap requested but bubblewrap does not work");
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sandbox: \"", flags.sandbox, "\" (known: auto, bwrap, none)"));
+  }
+  if (flags.max_source_bytes <= 0 || flags.max_replicas <= 0 || flags.max_functions <= 0 ||
+      flags.build_workers <= 0) {
+    return absl::InvalidArgumentError(
+        "max_source_bytes, max_replicas, max_functions and build_workers must be positive");
+  }
+
+  std::error_code error;
+  fs::create_directories(fs::path(flags.data_dir) / "logs", error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir: cannot create ", flags.data_dir, ": ", error.message()));
+  }
+  const fs::path data_dir = fs::absolute(flags.data_dir);
+  std::vector<std::string> data_roots;
+  for (const auto& root : flags.data_root) data_roots.push_back(fs::absolute(root).string());
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto templates = TemplateCatalog::Load(flags.templates_dir);
+  if (!templates.ok()) return templates.status();
+  auto store = SqliteStore::Open((data_dir / "state.db").string());
+  if (!store.ok()) return store.status();
+  LocalBuilder builder((data_dir / "bundles").string(), flags.build_timeout);
+  LocalDeployerOptions deployer_options;
+  deployer_options.instance_id = (*store)->InstanceId();
+  deployer_options.log_dir = (data_dir / "logs").string();
+  deployer_options.data_roots = data_roots;
+  deployer_options.sandbox = sandbox_mode;
+  deployer_options.drain_timeout = absl::ToChronoMilliseconds(flags.drain_timeout);
+  auto deployer = LocalDeployer::Create(deployer_options, common::SteadyClock::Get(), registry);
+  if (!deployer.ok()) return deployer.status();
+  std::vector<std::string> template_names;
+  for (const Template* t : (*templates)->All()) template_names.push_back(t->name);
+  ControlMetrics metrics(*registry, template_names);
+
+  ControllerOptions controller_options;
+  controller_options.limits.max_source_bytes = flags.max_source_bytes;
+  controller_options.limits.max_replicas = static_cast<int32_t>(flags.max_replicas);
+  controller_options.max_functions = static_cast<int>(flags.max_functions);
+  controller_options.build_workers = static_cast<int>(flags.build_workers);
+  controller_options.progress_deadline = absl::ToChronoMilliseconds(flags.progress_deadline);
+  Controller controller(controller_options, **store, **templates, builder, **deployer,
+                        common::SteadyClock::Get(), metrics);
+
+  auto metrics_server = common::MetricsServer::Create(flags.metrics_listen, registry);
+  if (!metrics_server.ok()) return metrics_server.status();
+  common::WorkerPool api_workers("api", 4, 4096);
+  ProvisionService provision(controller, api_workers);
+  EndpointsService endpoints(controller);
+  common::GrpcServerConfig server_config;
+  server_config.listen = flags.listen;
+  server_config.registry = registry;
+  // Room above the source limit, so that an oversized function is answered by validation
+  // (INVALID_ARGUMENT naming the field) rather than by the transport.
+  server_config.max_receive_message_bytes = static_cast<int>(flags.max_source_bytes + (1 << 20));
+  auto server = common::GrpcServer::Start(
+      server_config, {{&provision, "eofaas.v1.Provision"}, {&endpoints, "eofaas.v1.Endpoints"}});
+  if (!server.ok()) return server.status();
+
+  if (auto status = controller.Start(); !status.ok()) return status;
+  (*server)->SetServing(true);
+  const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  const std::string metrics_host = flags.metrics_listen.substr(0, flags.metrics_listen.rfind(':'));
+  common::LogInfo("eofaas-control serving grpc=", host, ":", (*server)->port(),
+                  " metrics=", metrics_host, ":", (*metrics_server)->port(),
+                  " data_dir=", data_dir.string(), " instance=", (*store)->InstanceId(),
+                  " sandbox=", SandboxModeName(sandbox_mode));
+
+  int signal = common::WaitForShutdownSignal();
+  common::LogInfo("signal ", signal, ": shutting down");
+  (*server)->Shutdown();
+  controller.Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace eofaas::control
+
+int main(int argc, char** argv) {
+  eofaas::common::BlockShutdownSignals();
+  absl::Status status = eofaas::control::Run(argc, argv);
+  if (!status.ok()) {
+    eofaas::common::LogError("eofaas-control: ", status.ToString());
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}

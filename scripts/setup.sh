@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything eofaas needs to build, run and test on Debian 12. Idempotent: packages that
+# are already present are skipped, so a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  build-essential cmake pkg-config ninja-build clang-format
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libboost1.81-dev
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev
+  libgtest-dev libgmock-dev
+  bubblewrap python3 nodejs php-cli curl procps
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Debian's nodejs ships npm separately; other Node.js builds bundle it.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Node tools used by the tests (buf for lint and for calling the servers like an operator).
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  (cd tools && npm install --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,192 @@
+// kill -9 of eofaas-control at awkward moments, then a restart on the same data dir: every
+// function converges again with nothing lost or duplicated.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tests/support/control_plane.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::tests {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace eofaas::v1;
+
+class CrashRecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The python3 template with a check that takes two seconds: wide enough to crash inside.
+    fs::path slow = dir_.path() / "templates" / "python3";
+    fs::create_directories(slow);
+    fs::copy(fs::path(EOFAAS_SOURCE_DIR) / "templates/python3/runtime", slow / "runtime");
+    std::ifstream in(fs::path(EOFAAS_SOURCE_DIR) / "templates/python3/template.yaml");
+    std::string yaml(std::istreambuf_iterator<char>(in), {});
+    const std::string check = R"(command: ["/usr/bin/python3", "-m", "py_compile"])";
+    ASSERT_TRUE(absl::StrContains(yaml, check));
+    yaml.replace(
+        yaml.find(check), check.size(),
+        R"(command: ["/bin/sh", "-c", "sleep 2; exec /usr/bin/python3 -m py_compile \"$@\"", "check"])");
+    std::ofstream(slow / "template.yaml") << yaml;
+  }
+
+  void TearDown() override {
+    if (HasFailure() && plane_) std::cerr << "control plane log:\n" << plane_->Log();
+  }
+
+  void Start(bool slow_builds) {
+    plane_.reset();
+    ControlPlaneOptions options{.data_dir = dir_ / "data"};
+    if (slow_builds) options.templates_dir = dir_ / "templates";
+    auto plane = ControlPlane::Start(options);
+    ASSERT_TRUE(plane.ok()) << plane.status();
+    plane_ = std::move(*plane);
+  }
+
+  void Create(const Function& function) {
+    CreateFunctionRequest request;
+    *request.mutable_function() = function;
+    CreateFunctionResponse response;
+    grpc::Status status = plane_->provision().CreateFunction(Context().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  std::vector<std::string> Names() {
+    ListFunctionsResponse response;
+    EXPECT_TRUE(plane_->provision().ListFunctions(Context().get(), {}, &response).ok());
+    std::vector<std::string> names;
+    for (const auto& f : response.functions()) names.push_back(f.name());
+    return names;
+  }
+
+  std::vector<std::string> Addresses(const std::string& name) {
+    auto context = Context();
+    auto reader = plane_->endpoints().WatchEndpoints(context.get(), {});
+    WatchEndpointsResponse response;
+    std::vector<std::string> addresses;
+    if (reader->Read(&response)) {
+      for (const auto& f : response.functions()) {
+        if (f.function() != name) continue;
+        for (const auto& r : f.replicas()) addresses.push_back(r.address());
+      }
+    }
+    context->TryCancel();
+    std::sort(addresses.begin(), addresses.end());
+    return addresses;
+  }
+
+  // Waits until the replica groups of this control plane are exactly `expected`.
+  void ExpectGroupsSettleTo(const std::vector<std::string>& expected) {
+    for (int i = 0; i < 500 && ReplicaGroups(plane_->instance()) != expected; ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    EXPECT_EQ(ReplicaGroups(plane_->instance()), expected);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ControlPlane> plane_;
+};
+
+TEST_F(CrashRecoveryTest, KillDuringBuildsThenRestartRunsThemAgain) {
+  Start(/*slow_builds=*/true);
+  for (const char* name : {"alpha", "beta", "gamma"}) Create(ExampleFunction(name));
+  auto building = plane_->WaitFor(
+      "alpha", [](const Function& f) { return f.status().build_phase() == BUILD_PHASE_BUILDING; });
+  ASSERT_TRUE(building.ok()) << building.status();
+  plane_->Kill();
+
+  Start(/*slow_builds=*/true);
+  for (const char* name : {"alpha", "beta", "gamma"}) {
+    auto ready = plane_->WaitReady(name);
+    ASSERT_TRUE(ready.ok()) << ready.status();
+    EXPECT_EQ(ready->status().generation(), 1);
+    EXPECT_EQ(ready->status().build_phase(), BUILD_PHASE_SUCCEEDED);
+  }
+  EXPECT_EQ(Names(), (std::vector<std::string>{"alpha", "beta", "gamma"}));
+  ExpectGroupsSettleTo({"alpha/1", "beta/1", "gamma/1"});
+
+  GetBuildLogRequest request;
+  request.set_name("alpha");
+  auto context = Context();
+  auto reader = plane_->provision().GetBuildLog(context.get(), request);
+  std::vector<std::string> lines;
+  GetBuildLogResponse line;
+  while (reader->Read(&line)) lines.push_back(line.line());
+  ASSERT_TRUE(reader->Finish().ok());
+  std::string log = absl::StrJoin(lines, "\n");
+  EXPECT_TRUE(absl::StrContains(log, "running it again")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "build succeeded")) << log;
+}
+
+TEST_F(CrashRecoveryTest, KillDuringRolloutThenRestartFinishesIt) {
+  Start(/*slow_builds=*/false);
+  Create(ExampleFunction("rollout"));
+  ASSERT_TRUE(plane_->WaitReady("rollout").ok());
+
+  // Generation 2 takes 1.5 s to import: the crash lands while it is starting.
+  Function next = ExampleFunction("rollout");
+  (*next.mutable_files())["handler.py"] =
+      "import time\ntime.sleep(1.5)\n\ndef handle(data, ctx):\n    return 'two'\n";
+  UpdateFunctionRequest request;
+  *request.mutable_function() = next;
+  UpdateFunctionResponse response;
+  ASSERT_TRUE(plane_->provision().UpdateFunction(Context().get(), request, &response).ok());
+  auto progressing = plane_->WaitFor("rollout", [](const Function& f) {
+    return f.status().generation() == 2 && f.status().build_phase() == BUILD_PHASE_SUCCEEDED &&
+           f.status().deploy_phase() == DEPLOY_PHASE_PROGRESSING;
+  });
+  ASSERT_TRUE(progressing.ok()) << progressing.status();
+  EXPECT_EQ(progressing->status().observed_generation(), 1);
+  plane_->Kill();
+
+  Start(/*slow_builds=*/false);
+  auto ready = plane_->WaitReady("rollout", 1, 2);
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  ExpectGroupsSettleTo({"rollout/2"});
+  EXPECT_EQ(Addresses("rollout").size(), 1u);
+}
+
+TEST_F(CrashRecoveryTest, ReplicasSurviveACrashAndAreAdopted) {
+  Start(/*slow_builds=*/false);
+  Function function = ExampleFunction("adopted");
+  function.mutable_scaling()->set_min_replicas(2);
+  Create(function);
+  ASSERT_TRUE(plane_->WaitReady("adopted", 2).ok());
+  std::vector<std::string> before = Addresses("adopted");
+  ASSERT_EQ(before.size(), 2u);
+  plane_->Kill();
+
+  Start(/*slow_builds=*/false);
+  auto ready = plane_->WaitReady("adopted", 2);
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->status().restarts(), 0);
+  EXPECT_EQ(Addresses("adopted"), before);
+  ExpectGroupsSettleTo({"adopted/1", "adopted/1"});
+}
+
+TEST_F(CrashRecoveryTest, KillWhileDeletingThenRestartFinishesTheDeletion) {
+  Start(/*slow_builds=*/false);
+  Function slow = ExampleFunction("doomed");
+  (*slow.mutable_files())["handler.py"] =
+      "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\n"
+      "def handle(data, ctx):\n    return 1\n";
+  Create(slow);
+  ASSERT_TRUE(plane_->WaitReady("doomed").ok());
+  DeleteFunctionRequest request;
+  request.set_name("doomed");
+  DeleteFunctionResponse response;
+  ASSERT_TRUE(plane_->provision().DeleteFunction(Context().get(), request, &response).ok());
+  EXPECT_EQ(response.function().status().deploy_phase(), DEPLOY_PHASE_DELETING);
+  plane_->Kill();
+
+  Start(/*slow_builds=*/false);
+  EXPECT_TRUE(Names().empty());
+  ExpectGroupsSettleTo({});
+}
+
+}  // namespace
+}  // namespace eofaas::tests

@@ -1,0 +1,1 @@
+"""Tests of the python3 template: its chunk reader and its replica server."""
