@@ -10,7 +10,7 @@ apt_packages=(
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libboost1.81-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev
-  bubblewrap python3 nodejs php-cli curl procps
+  bubblewrap python3 python3-numpy nodejs php-cli curl procps
 )
 
 missing=()

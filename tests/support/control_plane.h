@@ -35,6 +35,7 @@ class ControlPlane {
   /// SIGKILL: the process dies at once, whatever it was doing.
   void Kill();
 
+  pid_t pid() const { return pid_; }
   const std::string& grpc_address() const { return grpc_address_; }
   const std::string& metrics_address() const { return metrics_address_; }
   /// Marks every replica process of this control plane (EOFAAS_INSTANCE).
