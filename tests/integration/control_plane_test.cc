@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/subprocess.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
@@ -438,6 +439,87 @@ TEST_F(ControlPlaneTest, SigtermStopsGracefullyAndDrainsReplicas) {
   int status = plane_->Stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_TRUE(ReplicaGroups(plane_->instance()).empty());
+}
+
+TEST_F(ControlPlaneTest, CrashLoopingReplicasMakeTheFunctionDegradedWithTheReason) {
+  Function crashing = ExampleFunction("crasher");
+  (*crashing.mutable_files())["handler.py"] =
+      "raise RuntimeError('band B13 does not exist')\n\ndef handle(data, ctx):\n    return 1\n";
+  ASSERT_TRUE(Create(crashing).ok());
+  auto degraded = plane_->WaitFor("crasher", [](const Function& f) {
+    return f.status().deploy_phase() == DEPLOY_PHASE_DEGRADED;
+  });
+  ASSERT_TRUE(degraded.ok()) << degraded.status();
+  EXPECT_EQ(degraded->status().build_phase(), BUILD_PHASE_SUCCEEDED);
+  EXPECT_GE(degraded->status().restarts(), 2);
+  EXPECT_TRUE(absl::StrContains(degraded->status().message(), "CrashLoopBackOff"))
+      << degraded->status().message();
+  EXPECT_TRUE(absl::StrContains(degraded->status().message(), "band B13 does not exist"))
+      << degraded->status().message();
+  EXPECT_TRUE(Endpoints()["crasher"].empty());
+  EXPECT_TRUE(absl::StrContains(Metrics(), "eofaas_functions{deploy_phase=\"degraded\"} 1"));
+}
+
+TEST(ControlPlaneConfigTest, UnknownConfigKeysAndBadFlagsAreRejected) {
+  TempDir dir;
+  std::string config = dir.Write("control.yaml", "listen: 127.0.0.1:0\nlisten_port: 7\n");
+  common::SpawnOptions options;
+  options.argv = {EOFAAS_CONTROL_BINARY, absl::StrCat("--config=", config),
+                  absl::StrCat("--data_dir=", dir / "data")};
+  auto result = common::Run(options, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 2) << result->output;
+  EXPECT_TRUE(absl::StrContains(result->output, "listen_port")) << result->output;
+
+  options.argv = {EOFAAS_CONTROL_BINARY, "--runtime=kubernetes-next-door",
+                  absl::StrCat("--data_dir=", dir / "data")};
+  result = common::Run(options, absl::Seconds(30));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 2) << result->output;
+  EXPECT_TRUE(absl::StrContains(result->output, "runtime")) << result->output;
+}
+
+// A python3 template whose check takes two seconds, so that an update lands mid-build.
+class SlowBuildTest : public ControlPlaneTest {
+ protected:
+  void SetUp() override {
+    auto plane = ControlPlane::Start(
+        {.data_dir = dir_ / "data", .templates_dir = SlowBuildTemplates(dir_ / "templates")});
+    ASSERT_TRUE(plane.ok()) << plane.status();
+    plane_ = std::move(*plane);
+  }
+};
+
+TEST_F(SlowBuildTest, ANewerGenerationCancelsTheRunningBuild) {
+  ASSERT_TRUE(Create(ExampleFunction("superseded")).ok());
+  auto context = Context(absl::Seconds(60));
+  WatchFunctionRequest request;
+  request.set_name("superseded");
+  auto reader = plane_->provision().WatchFunction(context.get(), request);
+  WatchFunctionResponse response;
+  std::vector<std::string> seen;
+  bool updated = false;
+  while (reader->Read(&response)) {
+    const auto& status = response.function().status();
+    seen.push_back(absl::StrCat(status.generation(), ":", BuildPhase_Name(status.build_phase())));
+    if (status.build_phase() == BUILD_PHASE_BUILDING && !updated) {
+      updated = true;
+      Function next = ExampleFunction("superseded");
+      (*next.mutable_files())["handler.py"] += "\n# generation 2\n";
+      ASSERT_TRUE(Update(next).ok());
+    }
+    if (status.generation() == 2 && status.deploy_phase() == DEPLOY_PHASE_READY) break;
+  }
+  context->TryCancel();
+  std::string joined = absl::StrJoin(seen, " ");
+  EXPECT_TRUE(absl::StrContains(joined, "1:BUILD_PHASE_BUILDING 1:BUILD_PHASE_CANCELLED"))
+      << joined;
+  EXPECT_TRUE(absl::StrContains(joined, "2:BUILD_PHASE_SUCCEEDED")) << joined;
+  std::string log = absl::StrJoin(BuildLog("superseded", 1, false), "\n");
+  EXPECT_TRUE(absl::StrContains(log, "superseded by generation 2")) << log;
+  EXPECT_TRUE(absl::StrContains(Metrics(),
+                                R"(eofaas_builds_total{result="cancelled",template="python3"} 1)"));
+  EXPECT_EQ(ReplicaGroups(plane_->instance()), std::vector<std::string>{"superseded/2"});
 }
 
 }  // namespace

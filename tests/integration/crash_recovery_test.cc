@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -19,21 +18,6 @@ using namespace eofaas::v1;
 
 class CrashRecoveryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // The python3 template with a check that takes two seconds: wide enough to crash inside.
-    fs::path slow = dir_.path() / "templates" / "python3";
-    fs::create_directories(slow);
-    fs::copy(fs::path(EOFAAS_SOURCE_DIR) / "templates/python3/runtime", slow / "runtime");
-    std::ifstream in(fs::path(EOFAAS_SOURCE_DIR) / "templates/python3/template.yaml");
-    std::string yaml(std::istreambuf_iterator<char>(in), {});
-    const std::string check = R"(command: ["/usr/bin/python3", "-m", "py_compile"])";
-    ASSERT_TRUE(absl::StrContains(yaml, check));
-    yaml.replace(
-        yaml.find(check), check.size(),
-        R"(command: ["/bin/sh", "-c", "sleep 2; exec /usr/bin/python3 -m py_compile \"$@\"", "check"])");
-    std::ofstream(slow / "template.yaml") << yaml;
-  }
-
   void TearDown() override {
     if (HasFailure() && plane_) std::cerr << "control plane log:\n" << plane_->Log();
   }
@@ -41,7 +25,7 @@ class CrashRecoveryTest : public ::testing::Test {
   void Start(bool slow_builds) {
     plane_.reset();
     ControlPlaneOptions options{.data_dir = dir_ / "data"};
-    if (slow_builds) options.templates_dir = dir_ / "templates";
+    if (slow_builds) options.templates_dir = SlowBuildTemplates(dir_ / "templates");
     auto plane = ControlPlane::Start(options);
     ASSERT_TRUE(plane.ok()) << plane.status();
     plane_ = std::move(*plane);

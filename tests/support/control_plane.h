@@ -69,6 +69,10 @@ class ControlPlane {
   std::unique_ptr<eofaas::v1::Endpoints::Stub> endpoints_;
 };
 
+/// Writes under `dir` a copy of the python3 template whose build check takes two seconds (wide
+/// enough to act inside) and returns the templates directory.
+std::string SlowBuildTemplates(const std::string& dir);
+
 /// A function of the python3 template made from the files of examples/<example>.
 eofaas::v1::Function ExampleFunction(const std::string& name,
                                      const std::string& example = "python3-linecount");
