@@ -60,6 +60,18 @@ void NormalizeScaling(eofaas::v1::Scaling& scaling) {
   if (scaling.max_replicas() == 0) scaling.set_max_replicas(std::max(scaling.min_replicas(), 1));
 }
 
+void AddEndpoints(const std::string& function, const std::vector<Endpoint>& endpoints,
+                  eofaas::v1::WatchEndpointsResponse& response) {
+  auto* entry = response.add_functions();
+  entry->set_function(function);
+  for (const Endpoint& endpoint : endpoints) {
+    auto* replica = entry->add_replicas();
+    replica->set_address(endpoint.address);
+    replica->set_concurrency(endpoint.concurrency);
+    replica->set_generation(endpoint.generation);
+  }
+}
+
 int DesiredReplicas(const Function& function) {
   return std::max(function.scaling().min_replicas(), 1);
 }
@@ -546,14 +558,7 @@ void Controller::FinishDeleteLocked(const std::string& name) {
 
 void Controller::PublishEndpoints(const Entry& entry) {
   eofaas::v1::WatchEndpointsResponse change;
-  auto* function = change.add_functions();
-  function->set_function(entry.record.function().name());
-  for (const Endpoint& endpoint : entry.endpoints) {
-    auto* replica = function->add_replicas();
-    replica->set_address(endpoint.address);
-    replica->set_concurrency(endpoint.concurrency);
-    replica->set_generation(endpoint.generation);
-  }
+  AddEndpoints(entry.record.function().name(), entry.endpoints, change);
   endpoint_events_.Publish(change);
 }
 
@@ -621,16 +626,7 @@ uint64_t Controller::WatchEndpoints(Subscribers<eofaas::v1::WatchEndpointsRespon
   std::lock_guard lock(mu_);
   eofaas::v1::WatchEndpointsResponse snapshot;
   snapshot.set_snapshot(true);
-  for (const auto& [name, entry] : entries_) {
-    auto* function = snapshot.add_functions();
-    function->set_function(name);
-    for (const Endpoint& endpoint : entry->endpoints) {
-      auto* replica = function->add_replicas();
-      replica->set_address(endpoint.address);
-      replica->set_concurrency(endpoint.concurrency);
-      replica->set_generation(endpoint.generation);
-    }
-  }
+  for (const auto& [name, entry] : entries_) AddEndpoints(name, entry->endpoints, snapshot);
   sink(snapshot);
   return endpoint_events_.Add(std::move(sink));
 }

@@ -94,6 +94,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(ControlPlaneOp
 }
 
 ControlPlane::~ControlPlane() {
+  provision_.reset();
+  endpoints_.reset();
+  channel_.reset();
   if (pid_ > 0) Stop();
 }
 
