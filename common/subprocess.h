@@ -27,9 +27,10 @@ struct SpawnOptions {
 };
 
 /// Starts a process in a new session (so its pid is also its process-group id and every
-/// descendant can be signalled together) with stdin from /dev/null. The caller owns the child and
+/// descendant can be signalled together) with stdin from /dev/null. The child inherits nothing
+/// else: no descriptor besides 0-2, no ignored or blocked signal. The caller owns the child and
 /// must reap it (waitpid). Errors: INVALID_ARGUMENT for an empty argv, INTERNAL when fork fails,
-/// FAILED_PRECONDITION when exec fails (the child's errno is reported).
+/// FAILED_PRECONDITION when exec or the child's setup fails (the child's errno is reported).
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
 
 /// The fields of /proc/<pid>/stat the process helpers need.
@@ -46,8 +47,11 @@ std::optional<ProcStat> ReadProcStat(pid_t pid);
 
 /// True while a process of the group `pgid` runs. Zombies do not count (an init that never reaps
 /// would otherwise keep a dead group "alive"); reap your own children anyway so they do not pile
-/// up. Costs one /proc read while the group leader runs, a /proc scan once it is gone.
-bool ProcessGroupAlive(pid_t pgid);
+/// up. Costs one /proc read while the group leader runs, a /proc scan once it is gone. Callers
+/// that poll a group keep `*live_member` (0 at first) between calls: the member a scan found is
+/// checked first next time, so a group that outlives its leader is scanned only when that member
+/// ends too.
+bool ProcessGroupAlive(pid_t pgid, pid_t* live_member = nullptr);
 
 struct RunResult {
   /// Exit code when the process exited, -1 otherwise.
@@ -62,7 +66,9 @@ struct RunResult {
 };
 
 /// Runs a command to completion, collecting its output. The whole process group is killed when
-/// `timeout` passes or `*cancel` becomes true (checked at least every 20 ms).
+/// `timeout` passes or `*cancel` becomes true (checked at least every 20 ms). Once the command
+/// (the group leader) has ended, its output is read for at most 200 ms more, then whatever it left
+/// in its process group is killed; a descendant that left the group keeps running, unread.
 absl::StatusOr<RunResult> Run(const SpawnOptions& options, absl::Duration timeout,
                               const std::atomic<bool>* cancel = nullptr,
                               size_t max_output_bytes = 1 << 20);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/utf8.h"
 
 namespace eofaas::control {
 
@@ -29,8 +30,6 @@ struct Controller::Entry {
   // Set to stop the running build of this function.
   std::shared_ptr<std::atomic<bool>> build_cancel;
   std::optional<DeploymentObservation> observation;
-  // Apply was called in this process: the deployer knows the function.
-  bool applied = false;
   std::string deploy_failure;
   std::vector<Endpoint> endpoints;
   // The phase this entry is counted under in eofaas_functions.
@@ -74,6 +73,10 @@ void AddEndpoints(const std::string& function, const std::vector<Endpoint>& endp
 
 int DesiredReplicas(const Function& function) {
   return std::max(function.scaling().min_replicas(), 1);
+}
+
+absl::Status NotFound(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
 }
 
 const char* BuildResult(BuildPhase phase) {
@@ -120,48 +123,45 @@ absl::Status Controller::Start() {
   {
     std::lock_guard lock(mu_);
     for (auto& record : *records) {
-      const auto& status = record.function().status();
       auto entry = std::make_unique<Entry>(record, options_.progress_deadline);
-      metrics_.FunctionPhaseChanged(DeployPhase::DEPLOY_PHASE_UNSPECIFIED, status.deploy_phase());
+      metrics_.FunctionPhaseChanged(DeployPhase::DEPLOY_PHASE_UNSPECIFIED, entry->counted_phase);
       entries_.emplace(record.function().name(), std::move(entry));
     }
   }
-  auto keep = [this](const std::string& name, int64_t generation) {
+  // Replicas left by a previous process are kept when they belong to the deployment that serves
+  // or to the one being rolled out; anything else (deleted or re-created functions) drains.
+  auto keep = [this](const std::string& name, const std::string& deployment_name) {
     std::lock_guard lock(mu_);
     const Entry* entry = Find(name);
-    if (entry == nullptr || entry->deleting) {
-      return false;
-    }
-    return generation == entry->record.deployed().generation() ||
-           generation == entry->record.function().status().observed_generation();
+    if (entry == nullptr || entry->deleting) return false;
+    const auto& status = entry->record.function().status();
+    return deployment_name == entry->record.deployed().deployment_name() ||
+           (status.observed_generation() != 0 &&
+            deployment_name ==
+                common::DeploymentName(name, status.uid(), status.observed_generation()));
   };
   auto started =
       deployer_.Start([this](const DeploymentObservation& o) { OnObservation(o); }, keep);
   if (!started.ok()) return started;
-  {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> deleting;
-    for (auto& [name, entry] : entries_) {
-      if (entry->deleting) {
-        deleting.push_back(name);
-        continue;
-      }
-      if (!IsTerminal(entry->build.phase())) {
-        int64_t generation = FunctionOf(*entry).status().generation();
-        common::LogInfo("function ", name, ": build of generation ", generation,
-                        " was interrupted; running it again");
-        AppendBuildLogLocked(name, generation,
-                             {"control plane restarted during this build: running it again"},
-                             false);
-        entry->build = BuildMachine();
-        FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
-        StartBuild(*entry);
-      }
-      if (entry->record.has_deployed()) Deploy(*entry);
-      Rejudge(*entry);
+  std::lock_guard lock(mu_);
+  for (auto& [name, entry] : entries_) {
+    if (entry->deleting) {
+      deployer_.Remove(name);
+      continue;
     }
-    for (const auto& name : deleting) FinishDeleteLocked(name);
-    CollectGarbageLocked();
+    if (!IsTerminal(entry->build.phase())) {
+      int64_t generation = FunctionOf(*entry).status().generation();
+      common::LogInfo("function ", name, ": build of generation ", generation,
+                      " was interrupted; running it again");
+      AppendBuildLogLocked(name, generation,
+                           {"control plane restarted during this build: running it again"}, false);
+      entry->build = BuildMachine();
+      FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
+      StartBuild(*entry);
+    }
+    if (entry->record.has_deployed()) Deploy(*entry);
+    Refresh(*entry);
+    (void)Commit(*entry);
   }
   ticker_ = std::thread([this] { TickLoop(); });
   return absl::OkStatus();
@@ -196,13 +196,15 @@ absl::Status Controller::Commit(Entry& entry) {
   return absl::OkStatus();
 }
 
-void Controller::Rejudge(Entry& entry) {
+bool Controller::Refresh(Entry& entry) {
   Function& function = FunctionOf(entry);
   auto* status = function.mutable_status();
   const std::string before = status->SerializeAsString();
   DeployInputs inputs{
       .deleting = entry.deleting,
       .deployed = entry.record.has_deployed(),
+      .generation = entry.record.deployed().generation(),
+      .desired = DesiredReplicas(function),
       .build_failure = entry.record.build_failure(),
       .deploy_failure = entry.deploy_failure,
       .observation = entry.observation ? &*entry.observation : nullptr,
@@ -216,11 +218,11 @@ void Controller::Rejudge(Entry& entry) {
         message.empty() ? inputs.build_failure : absl::StrCat(message, "; ", inputs.build_failure);
   }
   status->set_message(message);
+  status->set_desired_replicas(inputs.desired);
   if (entry.observation) {
     const DeploymentObservation& o = *entry.observation;
     status->set_ready_replicas(o.ready);
     status->set_replicas(o.running);
-    status->set_desired_replicas(o.desired);
     status->set_restarts(o.restarts);
     status->set_observed_generation(o.serving_generation);
   }
@@ -231,7 +233,11 @@ void Controller::Rejudge(Entry& entry) {
     status->set_deployment_name(
         common::DeploymentName(function.name(), status->uid(), named_generation));
   }
-  if (status->SerializeAsString() != before) (void)Commit(entry);
+  return status->SerializeAsString() != before;
+}
+
+void Controller::Settle(Entry& entry) {
+  if (Refresh(entry)) (void)Commit(entry);
 }
 
 absl::StatusOr<Function> Controller::Create(Function function) {
@@ -278,47 +284,47 @@ absl::StatusOr<Function> Controller::Update(Function function, int64_t expected_
   }
   NormalizeScaling(*function.mutable_scaling());
   std::lock_guard lock(mu_);
-  Entry* entry = Find(function.name());
-  if (entry == nullptr) {
-    return absl::NotFoundError(absl::StrCat("function \"", function.name(), "\" not found"));
-  }
-  auto* status = FunctionOf(*entry).mutable_status();
-  if (entry->deleting) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("function \"", function.name(), "\" is being deleted"));
-  }
-  if (expected_generation != 0 && expected_generation != status->generation()) {
+  Entry* entry = nullptr;
+  if (auto found = FindChangeable(function.name(), entry); !found.ok()) return found;
+  const int64_t generation = FunctionOf(*entry).status().generation();
+  if (expected_generation != 0 && expected_generation != generation) {
     return absl::AbortedError(absl::StrCat("function \"", function.name(), "\" is at generation ",
-                                           status->generation(), ", not ", expected_generation));
+                                           generation, ", not ", expected_generation));
   }
+  // The new generation is written as a copy and swapped in only once stored.
+  FunctionRecord next = entry->record;
+  Function& spec = *next.mutable_function();
+  spec.set_template_(function.template_());
+  *spec.mutable_files() = function.files();
+  *spec.mutable_env() = function.env();
+  *spec.mutable_scaling() = function.scaling();
+  spec.mutable_status()->set_generation(generation + 1);
+  spec.mutable_status()->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
+  next.clear_build_failure();
   if (!IsTerminal(entry->build.phase())) {
     entry->build_cancel->store(true);
-    AppendBuildLogLocked(
-        function.name(), status->generation(),
-        {absl::StrCat("cancelled: superseded by generation ", status->generation() + 1)}, false);
+    AppendBuildLogLocked(function.name(), generation,
+                         {absl::StrCat("cancelled: superseded by generation ", generation + 1)},
+                         false);
     FinishBuild(*entry, BuildPhase::BUILD_PHASE_CANCELLED, "");
+    // Keep what FinishBuild recorded of the cancelled generation's status.
+    *spec.mutable_status() = FunctionOf(*entry).status();
+    spec.mutable_status()->set_generation(generation + 1);
+    spec.mutable_status()->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
   }
-  Function& current = FunctionOf(*entry);
-  current.set_template_(function.template_());
-  *current.mutable_files() = function.files();
-  *current.mutable_env() = function.env();
-  *current.mutable_scaling() = function.scaling();
-  status->set_generation(status->generation() + 1);
-  status->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
-  status->set_desired_replicas(DesiredReplicas(current));
+  if (auto stored = store_.Update(next); !stored.ok()) return stored;
+  entry->record = std::move(next);
   entry->build = BuildMachine();
-  entry->record.clear_build_failure();
-  Rejudge(*entry);
+  Refresh(*entry);
   (void)Commit(*entry);
   StartBuild(*entry);
-  return current;
+  return FunctionOf(*entry);
 }
 
 absl::StatusOr<Function> Controller::Get(const std::string& name) const {
   std::lock_guard lock(mu_);
   const Entry* entry = Find(name);
-  if (entry == nullptr)
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  if (entry == nullptr) return NotFound(name);
   return entry->record.function();
 }
 
@@ -346,20 +352,19 @@ absl::StatusOr<FunctionPage> Controller::List(int32_t page_size,
 absl::StatusOr<Function> Controller::Delete(const std::string& name) {
   std::lock_guard lock(mu_);
   Entry* entry = Find(name);
-  if (entry == nullptr)
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
-  Function snapshot = FunctionOf(*entry);
-  if (entry->deleting) return snapshot;
-  if (entry->build_cancel) entry->build_cancel->store(true);
+  if (entry == nullptr) return NotFound(name);
+  if (entry->deleting) return FunctionOf(*entry);
+  if (stopping_) return absl::UnavailableError("control plane is shutting down");
   entry->deleting = true;
-  Rejudge(*entry);
-  snapshot = FunctionOf(*entry);
-  if (entry->applied) {
-    deployer_.Remove(name);
-  } else {
-    FinishDeleteLocked(name);
+  Refresh(*entry);
+  if (auto stored = Commit(*entry); !stored.ok()) {
+    entry->deleting = false;
+    Refresh(*entry);
+    return stored;
   }
-  return snapshot;
+  if (entry->build_cancel) entry->build_cancel->store(true);
+  deployer_.Remove(name);
+  return FunctionOf(*entry);
 }
 
 absl::StatusOr<Function> Controller::Scale(const std::string& name, int32_t min_replicas,
@@ -369,20 +374,29 @@ absl::StatusOr<Function> Controller::Scale(const std::string& name, int32_t min_
     return status;
   }
   std::lock_guard lock(mu_);
-  Entry* entry = Find(name);
-  if (entry == nullptr)
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  Entry* entry = nullptr;
+  if (auto found = FindChangeable(name, entry); !found.ok()) return found;
+  eofaas::v1::Scaling scaling = FunctionOf(*entry).scaling();
+  scaling.set_min_replicas(min_replicas);
+  scaling.set_max_replicas(max_replicas);
+  NormalizeScaling(scaling);
+  FunctionRecord next = entry->record;
+  *next.mutable_function()->mutable_scaling() = scaling;
+  if (auto stored = store_.Update(next); !stored.ok()) return stored;
+  *FunctionOf(*entry).mutable_scaling() = scaling;
+  if (entry->record.has_deployed()) Deploy(*entry);
+  Settle(*entry);
+  return FunctionOf(*entry);
+}
+
+absl::Status Controller::FindChangeable(const std::string& name, Entry*& entry) {
+  entry = Find(name);
+  if (entry == nullptr) return NotFound(name);
   if (entry->deleting) {
     return absl::FailedPreconditionError(absl::StrCat("function \"", name, "\" is being deleted"));
   }
-  Function& function = FunctionOf(*entry);
-  function.mutable_scaling()->set_min_replicas(min_replicas);
-  function.mutable_scaling()->set_max_replicas(max_replicas);
-  NormalizeScaling(*function.mutable_scaling());
-  function.mutable_status()->set_desired_replicas(DesiredReplicas(function));
-  if (auto status = Commit(*entry); !status.ok()) return status;
-  if (entry->applied) Deploy(*entry);
-  return function;
+  if (stopping_) return absl::UnavailableError("control plane is shutting down");
+  return absl::OkStatus();
 }
 
 void Controller::StartBuild(Entry& entry) {
@@ -423,11 +437,12 @@ void Controller::RunBuild(std::string name, int64_t generation,
     }
     (void)entry->build.Transition(BuildPhase::BUILD_PHASE_RENDERING, clock_.Now());
     FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
-    (void)Commit(*entry);
+    if (!Commit(*entry).ok()) return;
   }
-  BuildLogSink log = [this, name, generation](std::vector<std::string> lines) {
+  BuildLogSink log = [&](std::vector<std::string> lines) {
     std::lock_guard lock(mu_);
-    AppendBuildLogLocked(name, generation, std::move(lines), false);
+    Entry* entry;
+    if (!abandoned(entry)) AppendBuildLogLocked(name, generation, std::move(lines), false);
   };
   auto bundle = builder_.Render(function, *tmpl, log);
   {
@@ -441,7 +456,7 @@ void Controller::RunBuild(std::string name, int64_t generation,
     (void)entry->build.Transition(BuildPhase::BUILD_PHASE_BUILDING, clock_.Now());
     FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
     FunctionOf(*entry).mutable_status()->set_artifact(bundle->artifact);
-    (void)Commit(*entry);
+    if (!Commit(*entry).ok()) return;
   }
   absl::Status built = builder_.Build(*bundle, *tmpl, log, *cancel);
   std::lock_guard lock(mu_);
@@ -462,7 +477,6 @@ void Controller::RunBuild(std::string name, int64_t generation,
                                 ? function.scaling().target_concurrency()
                                 : tmpl->concurrency);
   FinishBuild(*entry, BuildPhase::BUILD_PHASE_SUCCEEDED, "");
-  Deploy(*entry);
 }
 
 void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& message) {
@@ -471,14 +485,16 @@ void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& 
   (void)entry.build.Transition(phase, clock_.Now());
   function.mutable_status()->set_build_phase(phase);
   if (phase == BuildPhase::BUILD_PHASE_FAILED) {
-    entry.record.set_build_failure(absl::StrCat("generation ", generation, ": ", message));
+    entry.record.set_build_failure(
+        common::ValidUtf8(absl::StrCat("generation ", generation, ": ", message)));
   } else {
     entry.record.clear_build_failure();
   }
   metrics_.BuildFinished(function.template_(), BuildResult(phase), entry.build.DurationSeconds());
   common::LogInfo("function ", function.name(), ": build of generation ", generation, " ",
                   BuildResult(phase), message.empty() ? "" : ": ", message);
-  Rejudge(entry);
+  if (phase == BuildPhase::BUILD_PHASE_SUCCEEDED) Deploy(entry);
+  Refresh(entry);
   (void)Commit(entry);
   AppendBuildLogLocked(function.name(), generation, {absl::StrCat("build ", BuildResult(phase))},
                        true);
@@ -486,6 +502,7 @@ void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& 
 
 void Controller::AppendBuildLogLocked(const std::string& name, int64_t generation,
                                       std::vector<std::string> lines, bool done) {
+  for (auto& line : lines) line = common::ValidUtf8(line);
   if (auto status = store_.AppendBuildLog(name, generation, lines); !status.ok()) {
     common::LogError("function ", name, ": cannot store build log: ", status.ToString());
   }
@@ -512,13 +529,10 @@ void Controller::Deploy(Entry& entry) {
         .replicas = DesiredReplicas(function),
         .concurrency = revision.concurrency(),
     };
-    if (auto status = deployer_.Apply(spec); status.ok()) {
-      entry.applied = true;
-    } else {
+    if (auto status = deployer_.Apply(spec); !status.ok()) {
       entry.deploy_failure = absl::StrCat("cannot deploy: ", status.message());
     }
   }
-  Rejudge(entry);
 }
 
 void Controller::OnObservation(const DeploymentObservation& observation) {
@@ -532,7 +546,8 @@ void Controller::OnObservation(const DeploymentObservation& observation) {
     return;
   }
   entry->observation = observation;
-  Rejudge(*entry);
+  entry->observation->reason = common::ValidUtf8(observation.reason);
+  Settle(*entry);
   if (entry->endpoints != observation.endpoints) {
     entry->endpoints = observation.endpoints;
     PublishEndpoints(*entry);
@@ -548,6 +563,9 @@ void Controller::FinishDeleteLocked(const std::string& name) {
   }
   metrics_.FunctionPhaseChanged(entry->counted_phase, DeployPhase::DEPLOY_PHASE_UNSPECIFIED);
   function_events_.Publish(FunctionEvent{WithoutFiles(FunctionOf(*entry)), true});
+  // Whoever follows a build of the function hears that it will not finish.
+  build_log_events_.Publish(
+      BuildLogEvent{name, FunctionOf(*entry).status().generation(), {"function deleted"}, true});
   eofaas::v1::WatchEndpointsResponse removed;
   removed.add_removed(name);
   endpoint_events_.Publish(removed);
@@ -563,11 +581,18 @@ void Controller::PublishEndpoints(const Entry& entry) {
 }
 
 void Controller::CollectGarbageLocked() {
-  // A running build may have rendered a bundle that no record names yet: wait for a quiet moment.
+  // Only in a quiet moment: a running build may have rendered a bundle that no record names yet,
+  // and during a rollout the replicas of the generation still serving run from a bundle that the
+  // record no longer names.
   if (builds_in_flight_ > 0) return;
   std::set<std::string> live;
   for (const auto& [name, entry] : entries_) {
-    live.insert(entry->record.function().status().artifact());
+    const auto& status = entry->record.function().status();
+    if (entry->record.has_deployed() &&
+        status.observed_generation() != entry->record.deployed().generation()) {
+      return;
+    }
+    live.insert(status.artifact());
     live.insert(entry->record.deployed().artifact());
   }
   builder_.CollectGarbage(live);
@@ -579,7 +604,7 @@ void Controller::TickLoop() {
     tick_cv_.wait_for(lock, std::chrono::milliseconds(500));
     if (stopping_) break;
     for (auto& [name, entry] : entries_) {
-      if (entry->record.has_deployed()) Rejudge(*entry);
+      if (entry->record.has_deployed()) Settle(*entry);
     }
   }
 }
@@ -588,8 +613,7 @@ absl::StatusOr<uint64_t> Controller::WatchFunction(const std::string& name,
                                                    Subscribers<FunctionEvent>::Sink sink) {
   std::lock_guard lock(mu_);
   const Entry* entry = Find(name);
-  if (entry == nullptr)
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  if (entry == nullptr) return NotFound(name);
   sink(FunctionEvent{WithoutFiles(entry->record.function()), false});
   return function_events_.Add([name, sink = std::move(sink)](const FunctionEvent& event) {
     if (event.function.name() == name) sink(event);
@@ -602,8 +626,7 @@ absl::StatusOr<uint64_t> Controller::WatchBuildLog(const std::string& name, int6
   if (generation < 0) return absl::InvalidArgumentError("generation: must not be negative");
   std::lock_guard lock(mu_);
   const Entry* entry = Find(name);
-  if (entry == nullptr)
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  if (entry == nullptr) return NotFound(name);
   const int64_t current = entry->record.function().status().generation();
   if (generation == 0) generation = current;
   if (generation > current) {

@@ -106,16 +106,22 @@ class Controller {
 
   Entry* Find(const std::string& name);
   const Entry* Find(const std::string& name) const;
+  // NOT_FOUND, FAILED_PRECONDITION (deleting) or UNAVAILABLE (stopping) unless `name` may
+  // change; sets `entry`. Caller holds mu_.
+  absl::Status FindChangeable(const std::string& name, Entry*& entry);
   // Persists the entry's record, then tells watchers. Caller holds mu_.
   absl::Status Commit(Entry& entry);
-  // Re-judges the deploy phase from the entry's inputs; commits when anything changed.
-  void Rejudge(Entry& entry);
+  // Recomputes the status from the machines and the latest observation; true when it changed.
+  bool Refresh(Entry& entry);
+  // Refresh, and Commit when anything changed.
+  void Settle(Entry& entry);
   void StartBuild(Entry& entry);
   void RunBuild(std::string name, int64_t generation, std::shared_ptr<std::atomic<bool>> cancel);
   // Ends the entry's build in `phase` with `message`. Caller holds mu_.
   void FinishBuild(Entry& entry, eofaas::v1::BuildPhase phase, const std::string& message);
   void AppendBuildLogLocked(const std::string& name, int64_t generation,
                             std::vector<std::string> lines, bool done);
+  // Hands the deployed revision to the deployer (or records why it cannot be).
   void Deploy(Entry& entry);
   void OnObservation(const DeploymentObservation& observation);
   void FinishDeleteLocked(const std::string& name);

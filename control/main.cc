@@ -87,10 +87,15 @@ absl::Status Run(int argc, char** argv) {
     return absl::InvalidArgumentError(
         absl::StrCat("sandbox: \"", flags.sandbox, "\" (known: auto, bwrap, none)"));
   }
-  if (flags.max_source_bytes <= 0 || flags.max_replicas <= 0 || flags.max_functions <= 0 ||
-      flags.build_workers <= 0) {
-    return absl::InvalidArgumentError(
-        "max_source_bytes, max_replicas, max_functions and build_workers must be positive");
+  for (const auto& [name, value, max] :
+       {std::tuple{"max_source_bytes", flags.max_source_bytes, int64_t{1} << 30},
+        std::tuple{"max_replicas", flags.max_replicas, 10000L},
+        std::tuple{"max_functions", flags.max_functions, 100000L},
+        std::tuple{"build_workers", flags.build_workers, 64L}}) {
+    if (value < 1 || value > max) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", value, " is not in [1, ", max, "]"));
+    }
   }
 
   std::error_code error;
@@ -130,6 +135,8 @@ absl::Status Run(int argc, char** argv) {
   Controller controller(controller_options, **store, **templates, builder, **deployer,
                         common::SteadyClock::Get(), metrics);
 
+  // The state is loaded and the replicas adopted before the first call is accepted.
+  if (auto status = controller.Start(); !status.ok()) return status;
   auto metrics_server = common::MetricsServer::Create(flags.metrics_listen, registry);
   if (!metrics_server.ok()) return metrics_server.status();
   common::WorkerPool api_workers("api", 4, 4096);
@@ -144,8 +151,6 @@ absl::Status Run(int argc, char** argv) {
   auto server = common::GrpcServer::Start(
       server_config, {{&provision, "eofaas.v1.Provision"}, {&endpoints, "eofaas.v1.Endpoints"}});
   if (!server.ok()) return server.status();
-
-  if (auto status = controller.Start(); !status.ok()) return status;
   (*server)->SetServing(true);
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
   const std::string metrics_host = flags.metrics_listen.substr(0, flags.metrics_listen.rfind(':'));

@@ -1,5 +1,6 @@
 #include "control/validation.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -67,8 +68,8 @@ absl::Status ValidateFunction(const eofaas::v1::Function& function,
   if (auto status = common::ValidateFunctionName(function.name(), "function.name"); !status.ok()) {
     return status;
   }
-  const Template* tmpl = templates.Find(function.template_());
   if (function.template_().empty()) return Invalid("function.template", "required");
+  const Template* tmpl = templates.Find(function.template_());
   if (tmpl == nullptr) {
     std::vector<std::string> names;
     for (const Template* t : templates.All()) names.push_back(t->name);
@@ -85,9 +86,24 @@ absl::Status ValidateFunction(const eofaas::v1::Function& function,
     }
     total += static_cast<int64_t>(path.size() + content.size());
   }
+  // A file may not also be a directory of another ("lib" and "lib/util.py"): in the sorted
+  // paths, such a pair stands next to each other's prefix.
+  std::vector<std::string> paths;
+  for (const auto& [path, content] : function.files()) paths.push_back(path);
+  std::sort(paths.begin(), paths.end());
+  for (size_t i = 0; i + 1 < paths.size(); ++i) {
+    for (size_t j = i + 1; j < paths.size() && absl::StartsWith(paths[j], paths[i]); ++j) {
+      if (paths[j][paths[i].size()] == '/') {
+        return Invalid(absl::StrCat("function.files[", paths[i], "]"),
+                       absl::StrCat("is a file and also the directory of ", paths[j]));
+      }
+    }
+  }
+  for (const auto& [name, value] : function.env()) total += name.size() + value.size();
   if (total > limits.max_source_bytes) {
-    return Invalid("function.files", absl::StrCat(total, " bytes exceed the limit of ",
-                                                  limits.max_source_bytes, " bytes"));
+    return Invalid("function.files",
+                   absl::StrCat("files and env take ", total, " bytes, over the limit of ",
+                                limits.max_source_bytes, " bytes"));
   }
   if (!function.files().contains(tmpl->handler_file)) {
     return Invalid("function.files",

@@ -114,10 +114,14 @@ grpc::ServerWriteReactor<WatchFunctionResponse>* ProvisionService::WatchFunction
     return writer;
   }
   auto id = controller_.WatchFunction(request->name(), [writer](const FunctionEvent& event) {
+    // The stream's end is the news of a deletion: the function's last state was already sent.
+    if (event.deleted) {
+      writer->Close(grpc::Status::OK);
+      return;
+    }
     WatchFunctionResponse response;
     *response.mutable_function() = event.function;
     writer->Push(std::move(response));
-    if (event.deleted) writer->Close(grpc::Status::OK);
   });
   if (!id.ok()) writer->Close(common::ToGrpcStatus(id.status()));
   writer->Start([this, id] {

@@ -22,6 +22,8 @@ namespace fs = std::filesystem;
 constexpr absl::string_view kArtifactPrefix = "sha256:";
 // Present in a bundle once its check passed: a later identical build has nothing to do.
 constexpr const char* kBuiltMarker = ".eofaas-built";
+// Renders are written under this prefix and renamed into place when complete.
+constexpr std::string_view kStagingPrefix = ".staging-";
 // Lines of checker output repeated in status.message.
 constexpr size_t kMessageLines = 6;
 
@@ -63,16 +65,23 @@ absl::Status WriteFile(const fs::path& path, absl::string_view content) {
   return absl::OkStatus();
 }
 
-// The template's files, relative path → content, without caches.
-std::map<std::string, std::string> TemplateFiles(const Template& tmpl) {
+// The template's files, relative path → content, without caches. Symbolic links to files (a
+// template may share runtime files with another) are read through and keep their own path.
+absl::StatusOr<std::map<std::string, std::string>> TemplateFiles(const Template& tmpl) {
   std::map<std::string, std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(tmpl.dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::string relative = fs::relative(entry.path(), tmpl.dir).string();
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(tmpl.dir, error), end; !error && it != end;
+       it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
+    std::string relative = it->path().lexically_relative(tmpl.dir).string();
     if (absl::StrContains(relative, "__pycache__") || absl::StrContains(relative, "node_modules")) {
       continue;
     }
-    files.emplace(relative, ReadFile(entry.path()));
+    files.emplace(relative, ReadFile(it->path()));
+  }
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("template ", tmpl.name, ": cannot read ", tmpl.dir, ": ", error.message()));
   }
   return files;
 }
@@ -88,11 +97,21 @@ LocalBuilder::LocalBuilder(std::string bundles_dir, absl::Duration check_timeout
     : bundles_dir_(std::move(bundles_dir)), check_timeout_(check_timeout) {
   std::error_code error;
   fs::create_directories(bundles_dir_, error);
+  // No build runs yet: staging directories are what a crash left behind.
+  for (fs::directory_iterator it(bundles_dir_, error), end; !error && it != end;
+       it.increment(error)) {
+    if (it->path().filename().string().starts_with(kStagingPrefix)) {
+      std::error_code ignored;
+      fs::remove_all(it->path(), ignored);
+    }
+  }
 }
 
 absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function,
                                             const Template& tmpl, const BuildLogSink& log) {
-  std::map<std::string, std::string> template_files = TemplateFiles(tmpl);
+  auto listed = TemplateFiles(tmpl);
+  if (!listed.ok()) return listed.status();
+  const std::map<std::string, std::string>& template_files = *listed;
   std::map<std::string, std::string> user_files(function.files().begin(), function.files().end());
   Sha256 hash;
   hash.Add(tmpl.name);
@@ -102,13 +121,15 @@ absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function
   Bundle bundle;
   bundle.artifact = absl::StrCat(kArtifactPrefix, hash.Hex());
   bundle.dir = BundleDir(bundle.artifact);
-  if (fs::exists(bundle.dir)) {
+  std::error_code error;
+  if (fs::exists(bundle.dir, error)) {
     log({absl::StrCat("bundle ", bundle.artifact, " exists: reused")});
     return bundle;
   }
   // Written aside and renamed into place, so a bundle directory is always complete.
   std::random_device random;
-  fs::path staging = fs::path(bundles_dir_) / absl::StrFormat(".staging-%08x", random());
+  fs::path staging =
+      fs::path(bundles_dir_) / absl::StrFormat("%s%08x", std::string(kStagingPrefix), random());
   absl::Status status;
   for (const auto& [path, content] : template_files) {
     if (status.ok()) status = WriteFile(staging / path, content);
@@ -116,11 +137,10 @@ absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function
   for (const auto& [path, content] : user_files) {
     if (status.ok()) status = WriteFile(staging / "function" / path, content);
   }
-  std::error_code error;
   if (status.ok()) fs::rename(staging, bundle.dir, error);
   if (!status.ok() || error) {
     fs::remove_all(staging, error);
-    if (fs::exists(bundle.dir)) return bundle;  // an identical render won the race
+    if (fs::exists(bundle.dir, error)) return bundle;  // an identical render won the race
     return status.ok() ? absl::InternalError(absl::StrCat("cannot create ", bundle.dir)) : status;
   }
   log({absl::StrCat("rendered ", template_files.size(), " template files and ", user_files.size(),
@@ -131,19 +151,23 @@ absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function
 absl::Status LocalBuilder::Build(const Bundle& bundle, const Template& tmpl,
                                  const BuildLogSink& log, const std::atomic<bool>& cancel) {
   fs::path marker = fs::path(bundle.dir) / kBuiltMarker;
-  if (fs::exists(marker)) {
+  std::error_code error;
+  if (fs::exists(marker, error)) {
     log({absl::StrCat("bundle ", bundle.artifact, " passed its check before: nothing to build")});
     return absl::OkStatus();
   }
   std::vector<std::string> sources;
-  for (const auto& entry : fs::recursive_directory_iterator(fs::path(bundle.dir) / "function")) {
-    if (!entry.is_regular_file()) continue;
+  for (fs::recursive_directory_iterator it(fs::path(bundle.dir) / "function", error), end;
+       !error && it != end; it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
     for (const auto& extension : tmpl.check_extensions) {
-      if (entry.path().extension() == extension) {
-        sources.push_back(fs::relative(entry.path(), bundle.dir).string());
+      if (it->path().extension() == extension) {
+        sources.push_back(it->path().lexically_relative(bundle.dir).string());
       }
     }
   }
+  if (error)
+    return absl::InternalError(absl::StrCat("cannot list ", bundle.dir, ": ", error.message()));
   std::sort(sources.begin(), sources.end());
   if (!tmpl.check_command.empty() && !sources.empty()) {
     common::SpawnOptions options;
@@ -186,9 +210,11 @@ void LocalBuilder::CollectGarbage(const std::set<std::string>& live) {
   std::set<std::string> live_dirs;
   for (const auto& artifact : live) live_dirs.insert(BundleDir(artifact));
   std::error_code error;
-  for (const auto& entry : fs::directory_iterator(bundles_dir_, error)) {
-    if (entry.path().filename().string().starts_with(".staging-")) continue;
-    if (!live_dirs.count(entry.path().string())) fs::remove_all(entry.path(), error);
+  for (fs::directory_iterator it(bundles_dir_, error), end; !error && it != end;
+       it.increment(error)) {
+    if (it->path().filename().string().starts_with(kStagingPrefix)) continue;
+    std::error_code ignored;
+    if (!live_dirs.count(it->path().string())) fs::remove_all(it->path(), ignored);
   }
 }
 

@@ -18,9 +18,12 @@ bool DeployMachine::Observe(const DeployInputs& in, common::Clock::TimePoint now
   } else if (!in.deploy_failure.empty()) {
     phase_ = DEPLOY_PHASE_FAILED;
     message_ = in.deploy_failure;
-  } else if (obs == nullptr) {
+  } else if (obs == nullptr || obs->target_generation != in.generation ||
+             obs->desired != in.desired) {
+    // The deployer has not yet reported on what was last applied.
     phase_ = DEPLOY_PHASE_PROGRESSING;
-    message_ = "starting replicas";
+    message_ = absl::StrCat("applying generation ", in.generation, " with ", in.desired,
+                            in.desired == 1 ? " replica" : " replicas");
   } else if (obs->crash_looping) {
     phase_ = DEPLOY_PHASE_DEGRADED;
     message_ = obs->reason;

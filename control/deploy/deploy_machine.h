@@ -17,8 +17,10 @@ using eofaas::v1::DeployPhase;
 /// What the deploy phase is judged from.
 struct DeployInputs {
   bool deleting = false;
-  /// A built generation has been handed to the deployer.
+  /// A built generation has been handed to the deployer: which one, with how many replicas.
   bool deployed = false;
+  int64_t generation = 0;
+  int desired = 0;
   /// Set when the newest generation's build failed; says why.
   std::string build_failure;
   /// Set when the deployer refused the deployment; says why.

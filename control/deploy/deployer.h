@@ -67,20 +67,25 @@ struct DeploymentObservation {
 class Deployer {
  public:
   using Observer = std::function<void(const DeploymentObservation&)>;
+  /// Whether the replicas of one deployment of `function` are still wanted (see Start).
+  using Keep = std::function<bool(const std::string& function, const std::string& deployment_name)>;
   virtual ~Deployer() = default;
 
   /// Starts supervising. Replicas left running by a previous process of this control plane are
-  /// adopted when `keep(function, generation)` says their generation is still wanted, and stopped
-  /// otherwise.
-  virtual absl::Status Start(Observer observer,
-                             std::function<bool(const std::string&, int64_t)> keep) = 0;
+  /// adopted when `keep(function, deployment_name)` says that deployment (the
+  /// DeploymentSpec::deployment_name they were started for) is still wanted, and drained
+  /// otherwise: SIGTERM, then SIGKILL after the drain timeout. The name, unlike the generation
+  /// number, tells a deleted function's leftovers from a re-created function of the same name.
+  /// `keep` is called only before Start returns.
+  virtual absl::Status Start(Observer observer, Keep keep) = 0;
 
   /// Makes `spec` the desired state of its function (idempotent). A newer generation is rolled
   /// out: its replicas start, the endpoints switch once `replicas` of them are ready, then the
   /// older replicas drain. The same generation with another replica count scales.
   virtual absl::Status Apply(const DeploymentSpec& spec) = 0;
 
-  /// Drains and stops every replica of `function`; the observer then reports `removed`.
+  /// Drains and stops every replica of `function`; the observer then reports `removed`, at once
+  /// when the deployer runs no replica of it.
   virtual void Remove(const std::string& function) = 0;
 
   /// Drains every replica of every function and waits until they have exited (at most the drain

@@ -78,8 +78,7 @@ LocalDeployer::LocalDeployer(LocalDeployerOptions options, const common::Clock& 
 
 LocalDeployer::~LocalDeployer() { Shutdown(); }
 
-absl::Status LocalDeployer::Start(Observer observer,
-                                  std::function<bool(const std::string&, int64_t)> keep) {
+absl::Status LocalDeployer::Start(Observer observer, Keep keep) {
   {
     std::lock_guard lock(mu_);
     if (started_ || stop_mode_ != StopMode::kRunning) {
@@ -153,28 +152,32 @@ void LocalDeployer::Abandon() {
   if (thread.joinable()) thread.join();
 }
 
-void LocalDeployer::Adopt(const std::function<bool(const std::string&, int64_t)>& keep) {
+void LocalDeployer::Adopt(const Keep& keep) {
   for (const FoundReplicaGroup& group : FindReplicaGroups(options_.instance_id)) {
     ReplicaProcess process(group.pgid, group.our_child);
     if (!group.identity) {
       LogWarning("stopping process group ", group.pgid, " of instance ", options_.instance_id,
                  ": its EOFAAS_* environment is incomplete");
-      process.Signal(SIGKILL);
-      orphans_.push_back(process);
+      DrainLeftover(process);
       continue;
     }
     const ReplicaIdentity& id = *group.identity;
-    const bool wanted = keep(id.function, id.generation);
+    const bool wanted = keep(id.function, id.deployment);
     if (!wanted || !FunctionNamed(id.function).Adopt(id, process)) {
       LogInfo("stopping leftover replica ", id.deployment, "-", id.slot, " pgid ", group.pgid,
               " generation ", id.generation,
-              wanted ? " (its slot is taken)" : " (generation not wanted)");
-      process.Signal(SIGKILL);
-      orphans_.push_back(process);
+              wanted ? " (its slot is taken)" : " (deployment not wanted)");
+      DrainLeftover(process);
     }
   }
   // A rollout under way when the previous process died resumes from its old generation.
   for (auto& [name, function] : functions_) function->ServeOldestReadyGeneration();
+}
+
+void LocalDeployer::DrainLeftover(ReplicaProcess process) {
+  // No observation of this deployer ever published it: there is no removal to announce first.
+  process.Signal(SIGTERM);
+  orphans_.push_back({process, clock_.Now() + options_.drain_timeout});
 }
 
 FunctionReplicas& LocalDeployer::FunctionNamed(const std::string& name) {
@@ -218,8 +221,15 @@ void LocalDeployer::Run() {
 }
 
 std::vector<DeploymentObservation> LocalDeployer::Tick() {
-  std::erase_if(orphans_, [](ReplicaProcess& process) {
-    return process.Poll() == ReplicaProcess::State::kGone;
+  std::erase_if(orphans_, [this](Orphan& orphan) {
+    if (orphan.process.Poll() == ReplicaProcess::State::kGone) return true;
+    if (!orphan.kill_sent && clock_.Now() >= orphan.kill_at) {
+      LogWarning("leftover process group ", orphan.process.pgid(), " still running ",
+                 options_.drain_timeout.count(), " ms after SIGTERM: killing it");
+      orphan.process.Signal(SIGKILL);
+      orphan.kill_sent = true;
+    }
+    return false;
   });
   std::vector<DeploymentObservation> observations;
   for (auto it = functions_.begin(); it != functions_.end();) {
@@ -251,6 +261,7 @@ bool LocalDeployer::Busy() const {
 void LocalDeployer::UpdateMetrics() {
   ReplicaCounts counts;
   for (const auto& [name, function] : functions_) function->Count(counts);
+  counts.draining += static_cast<int>(orphans_.size());
   starting_gauge_->Set(counts.starting);
   ready_gauge_->Set(counts.ready);
   unready_gauge_->Set(counts.unready);
@@ -263,7 +274,7 @@ void LocalDeployer::DrainAllAndWait() {
   for (auto& [name, function] : functions_) {
     for (auto& entry : function->TerminateAll()) left.push_back(std::move(entry));
   }
-  for (const ReplicaProcess& orphan : orphans_) left.emplace_back("(leftover)", orphan);
+  for (const Orphan& orphan : orphans_) left.emplace_back("(leftover)", orphan.process);
   functions_.clear();
   orphans_.clear();
   UpdateMetrics();

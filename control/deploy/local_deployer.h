@@ -76,11 +76,10 @@ class LocalDeployer final : public Deployer {
   LocalDeployer(const LocalDeployer&) = delete;
   LocalDeployer& operator=(const LocalDeployer&) = delete;
 
-  /// Adopts or kills the replicas of `instance_id` found in /proc (probing the adopted ones once),
-  /// then starts the supervisor. Adopted replicas are supervised but neither restarted nor
+  /// Adopts or drains the replicas of `instance_id` found in /proc (probing the adopted ones
+  /// once), then starts the supervisor. Adopted replicas are supervised but neither restarted nor
   /// drained until an Apply or Remove names their function. FAILED_PRECONDITION when called twice.
-  absl::Status Start(Observer observer,
-                     std::function<bool(const std::string&, int64_t)> keep) override;
+  absl::Status Start(Observer observer, Keep keep) override;
 
   /// INVALID_ARGUMENT for an incomplete spec, FAILED_PRECONDITION when the run command cannot be
   /// found or the deployer is shut down.
@@ -102,12 +101,21 @@ class LocalDeployer final : public Deployer {
     std::optional<DeploymentSpec> spec;
     common::SpawnOptions launch;
   };
+  /// A leftover group no function wants: SIGTERM sent, SIGKILL due at `kill_at`.
+  struct Orphan {
+    ReplicaProcess process;
+    common::Clock::TimePoint kill_at;
+    bool kill_sent = false;
+  };
   enum class StopMode { kRunning, kShutdown, kAbandon };
 
   LocalDeployer(LocalDeployerOptions options, const common::Clock& clock,
                 std::shared_ptr<prometheus::Registry> registry);
 
-  void Adopt(const std::function<bool(const std::string&, int64_t)>& keep);
+  void Adopt(const Keep& keep);
+  /// Sends SIGTERM to a leftover group that no function wants; Tick kills it after the drain
+  /// timeout.
+  void DrainLeftover(ReplicaProcess process);
   FunctionReplicas& FunctionNamed(const std::string& name);
   void Run();
   /// One supervision pass over every function; returns the observations to report.
@@ -137,8 +145,8 @@ class LocalDeployer final : public Deployer {
   // Owned by the supervisor thread (and by Start before the thread exists).
   Observer observer_;
   std::map<std::string, std::unique_ptr<FunctionReplicas>> functions_;
-  /// Groups being killed that belong to no function (leftovers found by Start).
-  std::vector<ReplicaProcess> orphans_;
+  /// Groups draining that belong to no function (leftovers found by Start).
+  std::vector<Orphan> orphans_;
 };
 
 }  // namespace eofaas::control

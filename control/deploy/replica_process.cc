@@ -155,7 +155,7 @@ ReplicaProcess::State ReplicaProcess::Poll() {
       leader_reaped_ = true;  // ECHILD: not (or no longer) ours to reap
     }
   }
-  if (!common::ProcessGroupAlive(pgid_)) return State::kGone;
+  if (!common::ProcessGroupAlive(pgid_, &live_member_)) return State::kGone;
   return own_child_ && leader_reaped_ ? State::kLeaderExited : State::kRunning;
 }
 

@@ -79,6 +79,8 @@ class ReplicaProcess {
   bool own_child_;
   bool leader_reaped_ = false;
   std::optional<int> wait_status_;
+  /// A member found alive last time (see common::ProcessGroupAlive).
+  pid_t live_member_ = 0;
 };
 
 /// The last `max_lines` non-blank lines of the file at `path` (reads at most its last 8 KiB);

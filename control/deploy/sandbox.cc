@@ -22,10 +22,12 @@ constexpr std::array<const char*, 4> kSystemDirs = {"/bin", "/sbin", "/lib", "/l
 
 // The few /etc entries runtimes need for TLS, name resolution, users, time zones and the dynamic
 // loader; the rest of /etc stays hidden.
-constexpr std::array<const char*, 12> kEtcEntries = {
-    "/etc/ssl",           "/etc/ca-certificates", "/etc/resolv.conf", "/etc/hosts",
-    "/etc/nsswitch.conf", "/etc/passwd",          "/etc/group",       "/etc/localtime",
-    "/etc/alternatives",  "/etc/ld.so.cache",     "/etc/ld.so.conf",  "/etc/ld.so.conf.d"};
+constexpr std::array<const char*, 13> kEtcEntries = {
+    "/etc/ssl", "/etc/ca-certificates", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+    "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/alternatives", "/etc/ld.so.cache",
+    "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    // PHP's ini files: without them Debian's php-cli loads none of its shared extensions.
+    "/etc/php"};
 
 // Limits in both modes. RLIMIT_NPROC is left alone: it counts every process of the user (the
 // control plane's threads and all replicas included, and does not bind root), so a useful value

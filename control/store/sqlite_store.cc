@@ -1,7 +1,12 @@
 #include "control/store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +23,28 @@ constexpr const char* kSchema = R"sql(
     PRIMARY KEY (name, generation, seq));
 )sql";
 
+// The one mapping from SQLite result codes to statuses.
+absl::Status StoreStatus(sqlite3* db, int rc) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();
+  std::string message = absl::StrCat("store: ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+      return absl::UnavailableError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
 // A prepared statement that finalizes itself.
 class Statement {
  public:
@@ -28,7 +55,6 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  absl::Status status() const { return Check(rc_); }
   Statement& Bind(int index, absl::string_view text) {
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
     return *this;
@@ -52,13 +78,7 @@ class Statement {
     const void* data = sqlite3_column_blob(stmt_, index);
     return std::string(static_cast<const char*>(data), sqlite3_column_bytes(stmt_, index));
   }
-  absl::Status Check(int rc) const {
-    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-      return absl::UnavailableError(absl::StrCat("store busy: ", sqlite3_errmsg(db_)));
-    }
-    return absl::InternalError(absl::StrCat("store: ", sqlite3_errmsg(db_)));
-  }
+  absl::Status Check(int rc) const { return StoreStatus(db_, rc); }
 
  private:
   sqlite3* db_;
@@ -74,6 +94,18 @@ std::string RandomId() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  // WAL databases take no lock that keeps a second process out: this file does, for as long as
+  // the store is open (two control planes on one data dir would fight over its replicas).
+  const std::string lock_path = path + ".lock";
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot open ", lock_path, ": ", strerror(errno)));
+  }
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    close(lock_fd);
+    return absl::UnavailableError(
+        absl::StrCat("store ", path, " is in use by another process (", lock_path, " is locked)"));
+  }
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db,
@@ -81,9 +113,10 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
+    close(lock_fd);
     return absl::UnavailableError(absl::StrCat("cannot open store ", path, ": ", message));
   }
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, lock_fd));
   sqlite3_busy_timeout(db, 5000);
   // WAL with synchronous=NORMAL: a committed transaction survives a crash of this process
   // (kill -9); only an OS crash or power loss may drop the last commits.
@@ -103,26 +136,25 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   return store;
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  sqlite3_close(db_);
+  close(lock_fd_);
+}
 
 absl::Status SqliteStore::Exec(const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) == SQLITE_OK) return absl::OkStatus();
-  std::string message = error ? error : "unknown error";
-  sqlite3_free(error);
-  return absl::UnavailableError(absl::StrCat("store: ", message));
+  return StoreStatus(db_, sqlite3_exec(db_, sql, nullptr, nullptr, nullptr));
 }
 
 absl::Status SqliteStore::Insert(const FunctionRecord& record) {
   std::lock_guard lock(mu_);
   Statement stmt(db_, "INSERT INTO functions (name, record) VALUES (?, ?)");
   stmt.Bind(1, record.function().name()).BindBlob(2, record.SerializeAsString());
-  int rc = stmt.Step();
-  if (rc == SQLITE_CONSTRAINT) {
+  absl::Status status = stmt.Check(stmt.Step());
+  if (absl::IsAlreadyExists(status)) {
     return absl::AlreadyExistsError(
         absl::StrCat("function \"", record.function().name(), "\" already exists"));
   }
-  return stmt.Check(rc);
+  return status;
 }
 
 absl::Status SqliteStore::Update(const FunctionRecord& record) {
@@ -179,6 +211,7 @@ absl::Status SqliteStore::AppendBuildLog(absl::string_view name, int64_t generat
   next.Bind(1, name).Bind(2, generation);
   absl::Status status = next.Check(next.Step());
   int64_t seq = status.ok() ? next.ColumnInt(0) : 0;
+  next.Reset();  // a statement left active would keep the transaction from committing cleanly
   Statement insert(db_, "INSERT INTO build_logs (name, generation, seq, line) VALUES (?, ?, ?, ?)");
   for (const auto& line : lines) {
     if (!status.ok()) break;

@@ -13,8 +13,8 @@ namespace eofaas::control {
 
 class SqliteStore final : public Store {
  public:
-  /// Opens (creating when missing) the database at `path`. UNAVAILABLE when it cannot be opened
-  /// or is locked by another process.
+  /// Opens (creating when missing) the database at `path` and locks it (`path`.lock) for this
+  /// process. UNAVAILABLE when it cannot be opened or another process holds it.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
 
@@ -29,11 +29,12 @@ class SqliteStore final : public Store {
   std::string InstanceId() const override { return instance_id_; }
 
  private:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, int lock_fd) : db_(db), lock_fd_(lock_fd) {}
   absl::Status Exec(const char* sql);
 
   std::mutex mu_;
   sqlite3* db_;
+  const int lock_fd_;
   std::string instance_id_;
 };
 

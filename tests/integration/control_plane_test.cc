@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "common/subprocess.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
@@ -260,12 +261,15 @@ TEST_F(ControlPlaneTest, WatchFunctionStreamsEveryTransitionAndEndsOnDelete) {
   request.set_name("watched");
   auto reader = plane_->provision().WatchFunction(context.get(), request);
   std::vector<std::string> seen;
+  std::vector<int> build_phases;
   WatchFunctionResponse response;
   bool deleted = false;
   while (reader->Read(&response)) {
     const auto& status = response.function().status();
     seen.push_back(absl::StrCat(BuildPhase_Name(status.build_phase()), "/",
-                                DeployPhase_Name(status.deploy_phase())));
+                                DeployPhase_Name(status.deploy_phase()), "/",
+                                status.ready_replicas(), "/", status.message()));
+    build_phases.push_back(status.build_phase());
     EXPECT_TRUE(response.function().files().empty());
     if (status.deploy_phase() == DEPLOY_PHASE_READY && !deleted) {
       deleted = true;
@@ -274,12 +278,17 @@ TEST_F(ControlPlaneTest, WatchFunctionStreamsEveryTransitionAndEndsOnDelete) {
   }
   EXPECT_TRUE(reader->Finish().ok());
   std::string joined = absl::StrJoin(seen, " ");
-  EXPECT_TRUE(absl::StrContains(joined, "BUILD_PHASE_RENDERING")) << joined;
-  EXPECT_TRUE(absl::StrContains(joined, "BUILD_PHASE_BUILDING")) << joined;
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_NE(seen[i], seen[i - 1]) << "the same change sent twice: " << joined;
+  }
+  // The snapshot may already be past rendering; from there on the build only moves forward.
+  for (size_t i = 1; i < build_phases.size(); ++i) {
+    EXPECT_LE(build_phases[i - 1], build_phases[i]) << joined;
+  }
   EXPECT_TRUE(absl::StrContains(joined, "BUILD_PHASE_SUCCEEDED/DEPLOY_PHASE_PROGRESSING"))
       << joined;
   EXPECT_TRUE(absl::StrContains(joined, "DEPLOY_PHASE_READY")) << joined;
-  EXPECT_TRUE(absl::EndsWith(joined, "DEPLOY_PHASE_DELETING")) << joined;
+  EXPECT_TRUE(absl::StrContains(seen.back(), "DEPLOY_PHASE_DELETING")) << joined;
   GetFunctionRequest get;
   get.set_name("watched");
   GetFunctionResponse got;
@@ -460,6 +469,76 @@ TEST_F(ControlPlaneTest, CrashLoopingReplicasMakeTheFunctionDegradedWithTheReaso
   EXPECT_TRUE(absl::StrContains(Metrics(), "eofaas_functions{deploy_phase=\"degraded\"} 1"));
 }
 
+TEST_F(ControlPlaneTest, AFailingRolloutKeepsTheServingGenerationAndItsBundle) {
+  ASSERT_TRUE(Create(ExampleFunction("steady")).ok());
+  auto first = plane_->WaitReady("steady");
+  ASSERT_TRUE(first.ok());
+  const std::string serving_artifact = first->status().artifact();
+  Function crashing = ExampleFunction("steady");
+  (*crashing.mutable_files())["handler.py"] =
+      "import os\nos.write(2, b'caf\\xe9 not utf-8\\n')\nos._exit(3)\n";
+  ASSERT_TRUE(Update(crashing).ok());
+  auto degraded = plane_->WaitFor("steady", [](const Function& f) {
+    return f.status().generation() == 2 && f.status().deploy_phase() == DEPLOY_PHASE_DEGRADED;
+  });
+  ASSERT_TRUE(degraded.ok()) << degraded.status();
+  EXPECT_EQ(degraded->status().observed_generation(), 1);
+  EXPECT_TRUE(absl::StrContains(degraded->status().message(), "caf\xEF\xBF\xBD not utf-8"))
+      << degraded->status().message();
+  // A deletion elsewhere collects unused bundles: the serving generation's must stay.
+  ASSERT_TRUE(Create(ExampleFunction("other")).ok());
+  ASSERT_TRUE(plane_->WaitReady("other").ok());
+  ASSERT_TRUE(Delete("other").ok());
+  ASSERT_TRUE(plane_->WaitGone("other").ok());
+  fs::path bundle = fs::path(dir_ / "data") / "bundles" / serving_artifact.substr(7);
+  EXPECT_TRUE(fs::exists(bundle / "function" / "handler.py")) << bundle;
+  auto endpoints = Endpoints()["steady"];
+  ASSERT_EQ(endpoints.size(), 1u);
+  EXPECT_EQ(endpoints[0].generation(), 1);
+  auto result = Invoke(endpoints[0].address(), "2024-05.txt");
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(absl::StrContains(result->body, R"("lines":25,)")) << result->body;
+}
+
+TEST_F(ControlPlaneTest, EveryTemplatesExampleDeploysAndAnswers) {
+  struct Example {
+    std::string name, example, template_name, file, framing, args, expected;
+  };
+  const std::vector<Example> examples = {
+      {"py", "python3-linecount", "python3", "scenes/2024-03.txt", "FRAMING_LINES", "{}",
+       R"("lines":25,)"},
+      {"js", "node20-linecount", "node20", "scenes/2024-03.txt", "FRAMING_LINES", "{}",
+       R"("lines":25,)"},
+      {"php", "php8-linecount", "php8", "scenes/2024-03.txt", "FRAMING_LINES", "{}",
+       R"("lines":25,)"},
+      {"sci", "python3-sci-raster-stats", "python3-sci", "rasters/b04.f32", "FRAMING_NONE",
+       R"({"dtype":"float32","nodata":-9999})", R"("nodata": 78)"},
+  };
+  for (const auto& e : examples)
+    ASSERT_TRUE(Create(ExampleFunction(e.name, e.example, e.template_name)).ok());
+  auto endpoints = [&](const std::string& name) {
+    auto ready = plane_->WaitReady(name);
+    EXPECT_TRUE(ready.ok()) << ready.status();
+    return Endpoints()[name];
+  };
+  for (const auto& e : examples) {
+    auto replicas = endpoints(e.name);
+    ASSERT_EQ(replicas.size(), 1u) << e.template_name;
+    std::string body =
+        absl::StrCat(R"({"id":"e2e","attempt":1,"deadline_ms":5000,"args":)", e.args,
+                     R"(,"cursor":{"uri":"file://)", EOFAAS_SOURCE_DIR, "/examples/data/", e.file,
+                     R"(","framing":")", e.framing, R"(","offset":"0"}})");
+    auto result = HttpRequest(replicas[0].address(), "POST", "/invoke", body);
+    ASSERT_TRUE(result.ok()) << e.template_name << ": " << result.status();
+    EXPECT_EQ(result->status, 200) << e.template_name << ": " << result->body;
+    EXPECT_EQ(result->headers.count("x-eofaas-function-error"), 0u)
+        << e.template_name << ": " << result->body;
+    EXPECT_TRUE(absl::StrContains(absl::StrReplaceAll(result->body, {{" ", ""}}),
+                                  absl::StrReplaceAll(e.expected, {{" ", ""}})))
+        << e.template_name << ": " << result->body;
+  }
+}
+
 TEST(ControlPlaneConfigTest, UnknownConfigKeysAndBadFlagsAreRejected) {
   TempDir dir;
   std::string config = dir.Write("control.yaml", "listen: 127.0.0.1:0\nlisten_port: 7\n");
@@ -520,6 +599,38 @@ TEST_F(SlowBuildTest, ANewerGenerationCancelsTheRunningBuild) {
   EXPECT_TRUE(absl::StrContains(Metrics(),
                                 R"(eofaas_builds_total{result="cancelled",template="python3"} 1)"));
   EXPECT_EQ(ReplicaGroups(plane_->instance()), std::vector<std::string>{"superseded/2"});
+}
+
+TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
+  ASSERT_TRUE(Create(ExampleFunction("short-lived")).ok());
+  ASSERT_TRUE(plane_
+                  ->WaitFor("short-lived",
+                            [](const Function& f) {
+                              return f.status().build_phase() == BUILD_PHASE_BUILDING;
+                            })
+                  .ok());
+  std::thread deleter([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    EXPECT_TRUE(Delete("short-lived").ok());
+  });
+  std::vector<std::string> lines = BuildLog("short-lived", 1, true);
+  deleter.join();
+  EXPECT_EQ(lines.back(), "function deleted") << absl::StrJoin(lines, "\n");
+  // Nothing of the abandoned build is left for a new function of the same name.
+  ASSERT_TRUE(plane_->WaitGone("short-lived").ok());
+  absl::SleepFor(absl::Seconds(2));  // the abandoned check has finished meanwhile
+  ASSERT_TRUE(Create(ExampleFunction("short-lived")).ok());
+  ASSERT_TRUE(plane_
+                  ->WaitFor("short-lived",
+                            [](const Function& f) {
+                              return f.status().build_phase() == BUILD_PHASE_BUILDING;
+                            })
+                  .ok());
+  std::vector<std::string> fresh = BuildLog("short-lived", 1, false);
+  ASSERT_FALSE(fresh.empty());
+  // The new build is still checking: a "checked" line could only be the abandoned build's.
+  EXPECT_FALSE(absl::StrContains(absl::StrJoin(fresh, "\n"), "checked"))
+      << absl::StrJoin(fresh, "\n");
 }
 
 }  // namespace

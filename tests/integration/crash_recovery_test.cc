@@ -20,11 +20,15 @@ class CrashRecoveryTest : public ::testing::Test {
  protected:
   void TearDown() override {
     if (HasFailure() && plane_) std::cerr << "control plane log:\n" << plane_->Log();
+    // A test that failed after a kill may leave replicas no control plane will drain.
+    std::string instance = plane_ ? plane_->instance() : "";
+    plane_.reset();
+    if (!instance.empty()) KillReplicaGroups(instance);
   }
 
   void Start(bool slow_builds) {
     plane_.reset();
-    ControlPlaneOptions options{.data_dir = dir_ / "data"};
+    ControlPlaneOptions options{.data_dir = dir_ / "data", .flags = {"--drain_timeout=3s"}};
     if (slow_builds) options.templates_dir = SlowBuildTemplates(dir_ / "templates");
     auto plane = ControlPlane::Start(options);
     ASSERT_TRUE(plane.ok()) << plane.status();
@@ -150,6 +154,20 @@ TEST_F(CrashRecoveryTest, ReplicasSurviveACrashAndAreAdopted) {
   EXPECT_EQ(ready->status().restarts(), 0);
   EXPECT_EQ(Addresses("adopted"), before);
   ExpectGroupsSettleTo({"adopted/1", "adopted/1"});
+}
+
+TEST_F(CrashRecoveryTest, ReplicaOutputThatIsNotUtf8SurvivesARestart) {
+  Start(/*slow_builds=*/false);
+  Function raw = ExampleFunction("raw");
+  (*raw.mutable_files())["handler.py"] = "import os\nos.write(2, b'caf\\xe9\\n')\nos._exit(3)\n";
+  Create(raw);
+  auto degraded = plane_->WaitFor(
+      "raw", [](const Function& f) { return f.status().deploy_phase() == DEPLOY_PHASE_DEGRADED; });
+  ASSERT_TRUE(degraded.ok()) << degraded.status();
+  EXPECT_TRUE(absl::StrContains(degraded->status().message(), "caf\xEF\xBF\xBD"));
+  plane_->Kill();
+  Start(/*slow_builds=*/false);
+  EXPECT_EQ(Names(), std::vector<std::string>{"raw"});
 }
 
 TEST_F(CrashRecoveryTest, KillWhileDeletingThenRestartFinishesTheDeletion) {

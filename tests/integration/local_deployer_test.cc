@@ -134,8 +134,7 @@ class LocalDeployerTest : public ::testing::TestWithParam<SandboxMode> {
   }
 
   std::unique_ptr<LocalDeployer> NewDeployer(
-      Observations& observations, std::function<bool(const std::string&, int64_t)> keep =
-                                      [](auto&, int64_t) { return false; }) {
+      Observations& observations, Deployer::Keep keep = [](auto&, auto&) { return false; }) {
     auto deployer = LocalDeployer::Create(Options(), common::SteadyClock::Get(), registry_);
     EXPECT_TRUE(deployer.ok()) << deployer.status();
     if (!deployer.ok()) return nullptr;
@@ -399,11 +398,20 @@ TEST_P(LocalDeployerTest, RemoveDrainsInFlightWorkAndStopsEveryProcess) {
   EXPECT_TRUE(removed->endpoints.empty());
   EXPECT_EQ(in_flight.get(), "200 {\"slept_ms\": 1000}");
   EXPECT_TRUE(Groups().empty());
+}
 
-  // Removing an unknown function is reported as removed as well.
+TEST_P(LocalDeployerTest, RemovingAnUnknownFunctionIsReportedAtOnce) {
+  StartDeployer();
+  ASSERT_TRUE(deployer_->Apply(Spec(1, 1)).ok());
+  WaitReady(1, 1);
   deployer_->Remove("other");
-  EXPECT_TRUE(
-      observations_.WaitFor("other", [](const DeploymentObservation& o) { return o.removed; }));
+  auto removed = observations_.WaitFor(
+      "other", [](const DeploymentObservation& o) { return o.removed; }, seconds(1));
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(removed->desired, 0);
+  EXPECT_TRUE(removed->endpoints.empty());
+  EXPECT_EQ(observations_.History("other").size(), 1u);
+  EXPECT_EQ(Groups().size(), 1u) << "other functions are left alone";
 }
 
 TEST_P(LocalDeployerTest, RestartedControlPlaneAdoptsWantedReplicasAndStopsTheRest) {
@@ -421,8 +429,8 @@ TEST_P(LocalDeployerTest, RestartedControlPlaneAdoptsWantedReplicasAndStopsTheRe
   EXPECT_EQ(Groups("kept"), kept) << "abandoning leaves the replicas running";
 
   Observations after;
-  deployer_ = NewDeployer(after, [](const std::string& function, int64_t generation) {
-    return function == "kept" && generation == 1;
+  deployer_ = NewDeployer(after, [](const std::string& function, const std::string& deployment) {
+    return function == "kept" && deployment == "kept-g1";
   });
   EXPECT_TRUE(Eventually([&] { return Groups("dropped").empty(); }));
   ASSERT_TRUE(deployer_->Apply(Spec(1, 2, {}, "kept")).ok());
@@ -433,6 +441,71 @@ TEST_P(LocalDeployerTest, RestartedControlPlaneAdoptsWantedReplicasAndStopsTheRe
   EXPECT_EQ(adopted->endpoints, before.endpoints);
   EXPECT_EQ(Groups("kept"), kept) << "the same processes, none started";
   EXPECT_EQ(adopted->restarts, 0);
+}
+
+TEST_P(LocalDeployerTest, LeftoverOfADeletedFunctionIsNotAdoptedByItsNamesake) {
+  StartDeployer();
+  ASSERT_TRUE(deployer_->Apply(Spec(1, 1)).ok());
+  const std::string old_address = WaitReady(1, 1).endpoints.at(0).address;
+  const pid_t old_pgid = Groups().at(0);
+  deployer_->Abandon();
+  deployer_.reset();
+
+  // Deleted and created again while the control plane was down: same name, same generation
+  // number, another uid and so another deployment.
+  DeploymentSpec recreated = Spec(1, 1);
+  recreated.uid = "uid-2";
+  recreated.deployment_name = "fn-7f3a1";
+  Observations after;
+  deployer_ = NewDeployer(after, [&](const std::string& function, const std::string& deployment) {
+    return function == "fn" && deployment == recreated.deployment_name;
+  });
+  ASSERT_TRUE(deployer_->Apply(recreated).ok());
+  auto ready = after.WaitFor(
+      "fn", [](const DeploymentObservation& o) { return o.ready == 1 && o.endpoints.size() == 1; });
+  ASSERT_TRUE(ready);
+  EXPECT_NE(ready->endpoints.at(0).address, old_address);
+  EXPECT_TRUE(Eventually([&] { return !common::ProcessGroupAlive(old_pgid); }));
+  const std::map<int, pid_t> groups = Groups();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_NE(groups.at(0), old_pgid);
+  EXPECT_THAT(Get(ready->endpoints.at(0).address, "/identity"),
+              HasSubstr("\"EOFAAS_DEPLOYMENT\": \"fn-7f3a1\""));
+}
+
+TEST_P(LocalDeployerTest, UnwantedLeftoverFinishesItsInFlightWork) {
+  StartDeployer();
+  ASSERT_TRUE(deployer_->Apply(Spec(1, 1)).ok());
+  const std::string address = WaitReady(1, 1).endpoints.at(0).address;
+  auto in_flight = std::async(std::launch::async, [&] { return Get(address, "/sleep?ms=1000"); });
+  std::this_thread::sleep_for(milliseconds(100));  // let the request arrive first
+  deployer_->Abandon();
+  deployer_.reset();
+
+  Observations after;
+  const auto restarted = std::chrono::steady_clock::now();
+  deployer_ = NewDeployer(after);
+  EXPECT_EQ(in_flight.get(), "200 {\"slept_ms\": 1000}") << "drained, not killed";
+  EXPECT_TRUE(Eventually([&] { return Groups().empty(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - restarted, drain_timeout_)
+      << "the replica exits once drained, before SIGKILL is due";
+}
+
+TEST_P(LocalDeployerTest, UnwantedLeftoverIgnoringSigtermIsKilledAfterTheDrainTimeout) {
+  drain_timeout_ = milliseconds(500);
+  StartDeployer();
+  ASSERT_TRUE(deployer_->Apply(Spec(1, 1, {{"FIXTURE_IGNORE_SIGTERM", "1"}})).ok());
+  WaitReady(1, 1);
+  deployer_->Abandon();
+  deployer_.reset();
+
+  Observations after;
+  const auto restarted = std::chrono::steady_clock::now();
+  deployer_ = NewDeployer(after);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(Groups().size(), 1u) << "SIGTERM alone does not stop it";
+  EXPECT_TRUE(Eventually([&] { return Groups().empty(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - restarted, milliseconds(500));
 }
 
 TEST_P(LocalDeployerTest, FailingProbesTakeAReplicaOutOfTheEndpointsUntilItRecovers) {

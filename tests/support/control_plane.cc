@@ -177,21 +177,25 @@ std::string SlowBuildTemplates(const std::string& dir) {
   return dir;
 }
 
-eofaas::v1::Function ExampleFunction(const std::string& name, const std::string& example) {
+eofaas::v1::Function ExampleFunction(const std::string& name, const std::string& example,
+                                     const std::string& template_name) {
   eofaas::v1::Function function;
   function.set_name(name);
-  function.set_template_("python3");
+  function.set_template_(template_name);
   fs::path dir = fs::path(EOFAAS_SOURCE_DIR) / "examples" / example;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file() || entry.path().extension() != ".py") continue;
+    if (!entry.is_regular_file() || entry.path().filename() == "README.md") continue;
     (*function.mutable_files())[fs::relative(entry.path(), dir).string()] = ReadAll(entry.path());
   }
   return function;
 }
 
-std::vector<std::string> ReplicaGroups(const std::string& instance) {
+namespace {
+
+// Process groups of `instance`'s replicas, each with its "<function>/<generation>".
+std::map<pid_t, std::string> FindGroups(const std::string& instance) {
   std::map<pid_t, std::string> groups;
-  const std::string marker = absl::StrCat("EOFAAS_INSTANCE=", instance);
+  if (instance.empty()) return groups;
   for (const auto& entry : fs::directory_iterator("/proc")) {
     pid_t pid = 0;
     if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
@@ -203,13 +207,24 @@ std::vector<std::string> ReplicaGroups(const std::string& instance) {
     }
     if (vars["EOFAAS_INSTANCE"] != instance) continue;
     pid_t pgid = getpgid(pid);
-    if (pgid > 0)
+    if (pgid > 0) {
       groups[pgid] = absl::StrCat(vars["EOFAAS_FUNCTION"], "/", vars["EOFAAS_GENERATION"]);
+    }
   }
+  return groups;
+}
+
+}  // namespace
+
+std::vector<std::string> ReplicaGroups(const std::string& instance) {
   std::vector<std::string> result;
-  for (const auto& [pgid, label] : groups) result.push_back(label);
+  for (const auto& [pgid, label] : FindGroups(instance)) result.push_back(label);
   std::sort(result.begin(), result.end());
   return result;
+}
+
+void KillReplicaGroups(const std::string& instance) {
+  for (const auto& [pgid, label] : FindGroups(instance)) kill(-pgid, SIGKILL);
 }
 
 }  // namespace eofaas::tests

@@ -73,13 +73,18 @@ class ControlPlane {
 /// enough to act inside) and returns the templates directory.
 std::string SlowBuildTemplates(const std::string& dir);
 
-/// A function of the python3 template made from the files of examples/<example>.
+/// A function of `template_name` made from the source files of examples/<example> (all but
+/// README.md).
 eofaas::v1::Function ExampleFunction(const std::string& name,
-                                     const std::string& example = "python3-linecount");
+                                     const std::string& example = "python3-linecount",
+                                     const std::string& template_name = "python3");
 
 /// Process groups of replicas started by the control plane marked `instance`, each as
 /// "<function>/<generation>" (one entry per replica).
 std::vector<std::string> ReplicaGroups(const std::string& instance);
+
+/// SIGKILLs every replica process group of `instance`.
+void KillReplicaGroups(const std::string& instance);
 
 /// A grpc::ClientContext with a deadline `timeout` from now.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));

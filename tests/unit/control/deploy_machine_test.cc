@@ -28,8 +28,15 @@ class DeployMachineTest : public ::testing::Test {
     machine_.Observe(inputs, clock_.Now());
     return machine_.phase();
   }
+  // Judges an observation of exactly what was last applied.
   DeployPhase Judge(const DeploymentObservation& observation) {
-    return Judge(DeployInputs{.deployed = true, .observation = &observation});
+    return Judge(Applied(observation));
+  }
+  static DeployInputs Applied(const DeploymentObservation& observation) {
+    return DeployInputs{.deployed = true,
+                        .generation = observation.target_generation,
+                        .desired = observation.desired,
+                        .observation = &observation};
   }
 
   fakes::FakeClock clock_;
@@ -38,7 +45,9 @@ class DeployMachineTest : public ::testing::Test {
 
 TEST_F(DeployMachineTest, PendingUntilBuiltThenProgressingThenReady) {
   EXPECT_EQ(Judge(DeployInputs{}), DEPLOY_PHASE_PENDING);
-  EXPECT_EQ(Judge(DeployInputs{.deployed = true}), DEPLOY_PHASE_PROGRESSING);
+  EXPECT_EQ(Judge(DeployInputs{.deployed = true, .generation = 1, .desired = 2}),
+            DEPLOY_PHASE_PROGRESSING);
+  EXPECT_EQ(machine_.message(), "applying generation 1 with 2 replicas");
   EXPECT_EQ(Judge(Observed(1, 1, 2, 1)), DEPLOY_PHASE_PROGRESSING);
   EXPECT_EQ(machine_.message(), "1/2 replicas of generation 1 ready");
   EXPECT_EQ(Judge(Observed(1, 1, 2, 2)), DEPLOY_PHASE_READY);
@@ -52,10 +61,10 @@ TEST_F(DeployMachineTest, FirstBuildFailureIsFailedWithTheReason) {
 
 TEST_F(DeployMachineTest, ANewerFailedBuildKeepsTheServingGenerationReady) {
   auto ready = Observed(1, 1, 1, 1);
-  EXPECT_EQ(Judge(DeployInputs{.deployed = true, .observation = &ready}), DEPLOY_PHASE_READY);
-  EXPECT_EQ(Judge(DeployInputs{
-                .deployed = true, .build_failure = "generation 2: x", .observation = &ready}),
-            DEPLOY_PHASE_READY);
+  EXPECT_EQ(Judge(ready), DEPLOY_PHASE_READY);
+  DeployInputs failed = Applied(ready);
+  failed.build_failure = "generation 2: x";
+  EXPECT_EQ(Judge(failed), DEPLOY_PHASE_READY);
 }
 
 TEST_F(DeployMachineTest, CrashLoopIsDegradedWithTheReason) {
@@ -92,6 +101,19 @@ TEST_F(DeployMachineTest, ProgressDeadlineTurnsProgressingIntoDegraded) {
   clock_.Advance(milliseconds(500));
   EXPECT_EQ(Judge(Observed(1, 1, 1, 0)), DEPLOY_PHASE_DEGRADED);
   EXPECT_EQ(Judge(Observed(1, 1, 1, 1)), DEPLOY_PHASE_READY);
+}
+
+TEST_F(DeployMachineTest, AnObservationOfAnOlderApplyIsNotReady) {
+  auto ready = Observed(1, 1, 1, 1);
+  EXPECT_EQ(Judge(ready), DEPLOY_PHASE_READY);
+  // Generation 2 applied, the deployer has not reported on it yet.
+  DeployInputs update = Applied(ready);
+  update.generation = 2;
+  EXPECT_EQ(Judge(update), DEPLOY_PHASE_PROGRESSING);
+  // Scaled to 3 replicas, the last report still says 1.
+  DeployInputs scale = Applied(ready);
+  scale.desired = 3;
+  EXPECT_EQ(Judge(scale), DEPLOY_PHASE_PROGRESSING);
 }
 
 TEST_F(DeployMachineTest, DeletingWinsAndStays) {

@@ -98,6 +98,33 @@ TEST_F(LocalBuilderTest, CancelledBuildStops) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+TEST_F(LocalBuilderTest, LinkedTemplateFilesAreCopiedAtTheirOwnPath) {
+  // A template that shares a runtime file with another through a symbolic link.
+  fs::path shared = dir_.path() / "templates" / "shared";
+  fs::path linked = dir_.path() / "templates" / "linked";
+  fs::create_directories(shared);
+  fs::create_directories(linked / "runtime");
+  dir_.Write("templates/shared/common.py", "SHARED = True\n");
+  fs::create_symlink("../../shared/common.py", linked / "runtime" / "common.py");
+  Template tmpl = *python_;
+  tmpl.name = "linked";
+  tmpl.dir = linked.string();
+  auto bundle = builder_.Render(function_, tmpl, Collect());
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  fs::path copied = fs::path(bundle->dir) / "runtime" / "common.py";
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(copied)));
+  std::ifstream in(copied);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "SHARED = True\n");
+  EXPECT_FALSE(fs::exists(dir_.path() / "bundles" / "shared"));
+}
+
+TEST_F(LocalBuilderTest, UnreadableTemplateDirFailsTheRenderInsteadOfThrowing) {
+  Template missing = *python_;
+  missing.dir = (dir_.path() / "no-such-template").string();
+  EXPECT_EQ(builder_.Render(function_, missing, Collect()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(LocalBuilderTest, GarbageCollectionKeepsOnlyLiveArtifacts) {
   auto keep = builder_.Render(function_, *python_, Collect());
   (*function_.mutable_files())["helper.py"] = "VALUE = 0\n";

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::control {
@@ -82,6 +83,18 @@ TEST(SqliteStoreTest, UsesWriteAheadLogging) {
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->Insert(Record("f", 1)).ok());
   EXPECT_TRUE(std::filesystem::exists(dir / "state.db-wal"));
+}
+
+TEST(SqliteStoreTest, OneProcessAtATime) {
+  tests::TempDir dir;
+  {
+    auto first = SqliteStore::Open(dir / "state.db");
+    ASSERT_TRUE(first.ok());
+    auto second = SqliteStore::Open(dir / "state.db");
+    EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_TRUE(absl::StrContains(second.status().message(), "in use")) << second.status();
+  }
+  EXPECT_TRUE(SqliteStore::Open(dir / "state.db").ok());
 }
 
 TEST(SqliteStoreTest, UnopenablePathIsUnavailable) {

@@ -77,6 +77,18 @@ TEST_F(ValidationTest, SourcesOverTheLimit) {
   ExpectInvalid("function.files");
 }
 
+TEST_F(ValidationTest, AFileCannotAlsoBeADirectory) {
+  (*function_.mutable_files())["lib"] = "x";
+  (*function_.mutable_files())["lib/util.py"] = "y";
+  ExpectInvalid("function.files[lib]");
+}
+
+TEST_F(ValidationTest, EnvValuesCountTowardsTheSizeLimit) {
+  limits_.max_source_bytes = 4096;
+  (*function_.mutable_env())["BIG"] = std::string(4096, 'v');
+  ExpectInvalid("function.files");
+}
+
 TEST_F(ValidationTest, EnvNames) {
   for (const char* name : {"1ABC", "WITH-DASH", "", "EOFAAS_PORT", "SPACE NAME"}) {
     auto function = function_;

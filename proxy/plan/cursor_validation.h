@@ -1,0 +1,23 @@
+// Validation of the one cursor an Invoke names: every rule that turns a bad cursor into
+// INVALID_ARGUMENT naming the field, and file:// paths held to the data roots.
+#pragma once
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "eofaas/v1/cursor.pb.h"
+#include "proxy/plan/data_roots.h"
+
+namespace eofaas::proxy {
+
+/// Checks `cursor` as given to Invoke; `field` prefixes the field names ("cursor.offset").
+/// INVALID_ARGUMENT for: an empty or malformed uri (see ParseDataUri), a raw '?' in a file URI
+/// (it would read as a query; encode it as %3F), an s3 URI without a key, a negative offset,
+/// length, part, parts or size, offset + length overflowing int64, an unknown framing, a file
+/// path that is not a regular file. For file URIs the path is resolved inside `roots` (lstat and
+/// readlink only, never outside the roots): PERMISSION_DENIED when it leads outside every root,
+/// NOT_FOUND when it does not exist. http(s) and s3 objects are not contacted. The cursor is
+/// passed on unchanged when valid. Thread-safe.
+absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
+                            absl::string_view field = "cursor");
+
+}  // namespace eofaas::proxy

@@ -1,0 +1,203 @@
+#include "proxy/plan/file_lister.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace eofaas::proxy {
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* dir) const { closedir(dir); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
+
+constexpr int kOpenDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+std::string Join(absl::string_view dir, absl::string_view name) {
+  return dir == "/" ? absl::StrCat("/", name) : absl::StrCat(dir, "/", name);
+}
+
+std::string FileEtag(const struct stat& st) {
+  int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  return absl::StrCat(absl::Hex(mtime_ns), "-", absl::Hex(st.st_size));
+}
+
+// True when a component of an fnmatch pattern holds an unescaped wildcard.
+bool HasWildcard(absl::string_view component) {
+  for (size_t i = 0; i < component.size(); ++i) {
+    if (component[i] == '\\') {
+      ++i;
+    } else if (component[i] == '*' || component[i] == '?' || component[i] == '[') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// One listing of one input: appends the files it finds to `out`.
+class Walk {
+ public:
+  Walk(const DataRoots& roots, absl::string_view field, ObjectList& out)
+      : roots_(roots), field_(field), out_(out) {}
+
+  void AddFile(const std::string& dir, absl::string_view name, const struct stat& st,
+               std::optional<uint32_t>& prefix) {
+    if (!prefix) prefix = out_.AddPrefix(dir == "/" ? "file:///" : FileUri(dir) + "/");
+    out_.Append(*prefix, EncodePath(name), st.st_size, FileEtag(st), true);
+  }
+
+  // Every file below the directory `path` (canonical, inside a root), which `fd` is open on;
+  // takes `fd`.
+  absl::Status Directory(int fd, const std::string& path) {
+    DirPtr dir(fdopendir(fd));
+    if (dir == nullptr) {
+      close(fd);
+      return Error(path);
+    }
+    std::optional<uint32_t> prefix;
+    return ForEachEntry(dir.get(), path,
+                        [&](const char* name, const struct stat& st,
+                            const std::string* link_target) -> absl::Status {
+                          if (S_ISREG(st.st_mode)) {
+                            AddFile(path, name, st, prefix);
+                          } else if (S_ISDIR(st.st_mode) && link_target == nullptr) {
+                            int child = openat(dirfd(dir.get()), name, kOpenDirFlags);
+                            if (child < 0)
+                              return errno == ENOENT ? absl::OkStatus() : Error(Join(path, name));
+                            return Directory(child, Join(path, name));
+                          }
+                          return absl::OkStatus();
+                        });
+  }
+
+  // The files matching `pattern[index..]` below the directory `path` (canonical, inside a root).
+  absl::Status Glob(const std::string& path, const std::vector<std::string>& pattern,
+                    size_t index) {
+    int fd = open(path.c_str(), kOpenDirFlags);
+    if (fd < 0) return Error(path);
+    DirPtr dir(fdopendir(fd));
+    if (dir == nullptr) {
+      close(fd);
+      return Error(path);
+    }
+    const bool last = index + 1 == pattern.size();
+    std::optional<uint32_t> prefix;
+    return ForEachEntry(
+        dir.get(), path,
+        [&](const char* name, const struct stat& st,
+            const std::string* link_target) -> absl::Status {
+          if (last && S_ISREG(st.st_mode)) {
+            AddFile(path, name, st, prefix);
+          } else if (!last && S_ISDIR(st.st_mode)) {
+            return Glob(link_target ? *link_target : Join(path, name), pattern, index + 1);
+          }
+          return absl::OkStatus();
+        },
+        pattern[index].c_str());
+  }
+
+ private:
+  // Calls visit(name, stat, link_target) for each entry of `dir` (matching `pattern` when set).
+  // A symlink is resolved within the roots first: visit gets its target's stat and canonical
+  // path; a dangling one is skipped; one leading outside the roots ends the walk.
+  template <typename Visit>
+  absl::Status ForEachEntry(DIR* dir, const std::string& path, const Visit& visit,
+                            const char* pattern = nullptr) {
+    while (true) {
+      errno = 0;
+      struct dirent* entry = readdir(dir);
+      if (entry == nullptr) return errno == 0 ? absl::OkStatus() : Error(path);
+      const char* name = entry->d_name;
+      if (absl::string_view(name) == "." || absl::string_view(name) == "..") continue;
+      if (pattern != nullptr && fnmatch(pattern, name, FNM_PERIOD) != 0) continue;
+      struct stat st;
+      if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // removed while we list
+        return Error(Join(path, name));
+      }
+      absl::Status status;
+      if (S_ISLNK(st.st_mode)) {
+        absl::StatusOr<ResolvedPath> target = roots_.Resolve(Join(path, name), field_);
+        if (absl::IsNotFound(target.status())) continue;
+        if (!target.ok()) return target.status();
+        status = visit(name, target->stat, &target->path);
+      } else {
+        status = visit(name, st, nullptr);
+      }
+      if (!status.ok()) return status;
+    }
+  }
+
+  absl::Status Error(const std::string& path) const {
+    return absl::ErrnoToStatus(errno, absl::StrCat(field_, ": \"", path, "\""));
+  }
+
+  const DataRoots& roots_;
+  absl::string_view field_;
+  ObjectList& out_;
+};
+
+}  // namespace
+
+absl::Status FileLister::List(const DataUri& input, absl::string_view field,
+                              ObjectList& out) const {
+  if (input.scheme != UriScheme::kFile) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": not a file:// URI"));
+  }
+  const size_t begin = out.size();
+  Walk walk(roots_, field, out);
+  if (input.glob) {
+    std::vector<std::string> path = absl::StrSplit(input.path, '/', absl::SkipEmpty());
+    std::vector<std::string> pattern = absl::StrSplit(input.pattern, '/', absl::SkipEmpty());
+    size_t first = 0;
+    while (!HasWildcard(pattern[first])) ++first;
+    std::string base = "/";
+    for (size_t i = 0; i < first; ++i) base = Join(base, path[i]);
+    absl::StatusOr<ResolvedPath> dir = roots_.Resolve(base, field);
+    if (!dir.ok()) return dir.status();
+    if (!S_ISDIR(dir->stat.st_mode)) {
+      return absl::NotFoundError(absl::StrCat(field, ": \"", base, "\" is not a directory"));
+    }
+    if (absl::Status status = walk.Glob(dir->path, pattern, first); !status.ok()) return status;
+    if (out.size() == begin) {
+      return absl::NotFoundError(absl::StrCat(field, ": \"", input.text, "\" matches no files"));
+    }
+  } else {
+    absl::StatusOr<ResolvedPath> resolved = roots_.Resolve(input.path, field);
+    if (!resolved.ok()) return resolved.status();
+    const std::string& path = resolved->path;
+    if (S_ISREG(resolved->stat.st_mode)) {
+      size_t slash = path.rfind('/');
+      std::optional<uint32_t> prefix;
+      walk.AddFile(slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1), resolved->stat,
+                   prefix);
+      return absl::OkStatus();
+    }
+    if (!S_ISDIR(resolved->stat.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": \"", path, "\" is neither a regular file nor a directory"));
+    }
+    int fd = open(path.c_str(), kOpenDirFlags);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", path, "\""));
+    if (absl::Status status = walk.Directory(fd, path); !status.ok()) return status;
+    if (out.size() == begin) {
+      return absl::NotFoundError(absl::StrCat(field, ": directory \"", path, "\" has no files"));
+    }
+  }
+  out.SortFrom(begin);
+  return absl::OkStatus();
+}
+
+}  // namespace eofaas::proxy

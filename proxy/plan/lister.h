@@ -1,0 +1,27 @@
+// The Lister interface: turns one validated Map input into the objects it names, reading sizes
+// and listings only (stat, HEAD, LIST), never data. Implementations: FileLister (file://) and
+// HttpLister (http://, https://).
+#pragma once
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "proxy/plan/data_uri.h"
+#include "proxy/plan/object_list.h"
+
+namespace eofaas::proxy {
+
+/// Thread-safe: one Lister serves every Map at once. List blocks on the file system or the
+/// network, so call it off any event loop.
+class Lister {
+ public:
+  virtual ~Lister() = default;
+
+  /// Appends the objects `input` names to `out`, sorted by URI. `field` names the input in
+  /// errors ("inputs[2]"). NOT_FOUND when the input names no object (a missing path, an empty
+  /// directory, a glob that matches nothing). On error `out` may hold part of the listing; the
+  /// caller discards it.
+  virtual absl::Status List(const DataUri& input, absl::string_view field,
+                            ObjectList& out) const = 0;
+};
+
+}  // namespace eofaas::proxy

@@ -1,0 +1,126 @@
+// ValidateCursor: the cursor an Invoke names, every rule with its field named.
+#include "proxy/plan/cursor_validation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <limits>
+#include <string>
+
+#include "proxy/plan/data_uri.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::proxy {
+namespace {
+
+namespace fs = std::filesystem;
+using eofaas::v1::DataCursor;
+using ::testing::HasSubstr;
+
+class CursorValidationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::canonical(temp_.path()).string() + "/root";
+    temp_.Write("root/data.txt", "line 1\nline 2\n");
+    temp_.Write("root/sub/x.txt", "x");
+    temp_.Write("outside.txt", "secret");
+    absl::StatusOr<DataRoots> roots = DataRoots::Create({root_});
+    ASSERT_TRUE(roots.ok()) << roots.status();
+    roots_.emplace(*std::move(roots));
+  }
+
+  DataCursor Cursor(const std::string& uri) {
+    DataCursor cursor;
+    cursor.set_uri(uri);
+    return cursor;
+  }
+
+  void Expect(const DataCursor& cursor, absl::StatusCode code, const std::string& message) {
+    absl::Status status = ValidateCursor(cursor, *roots_);
+    EXPECT_EQ(status.code(), code) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message));
+  }
+
+  tests::TempDir temp_;
+  std::string root_;
+  std::optional<DataRoots> roots_;
+};
+
+TEST_F(CursorValidationTest, ValidCursorsPass) {
+  DataCursor file = Cursor(FileUri(root_ + "/data.txt"));
+  file.set_offset(3);
+  file.set_length(4);
+  file.set_framing(eofaas::v1::FRAMING_LINES);
+  EXPECT_TRUE(ValidateCursor(file, *roots_).ok());
+  EXPECT_TRUE(ValidateCursor(Cursor("file://localhost" + root_ + "/sub/x.txt"), *roots_).ok());
+  EXPECT_TRUE(ValidateCursor(Cursor("http://127.0.0.1:9/x.csv"), *roots_).ok());
+  EXPECT_TRUE(ValidateCursor(Cursor("https://example.org/x.csv?sig=1"), *roots_).ok());
+  EXPECT_TRUE(ValidateCursor(Cursor("s3://eo-bucket/a/b.tif"), *roots_).ok());
+  DataCursor to_the_end = Cursor(FileUri(root_ + "/data.txt"));
+  to_the_end.set_offset(std::numeric_limits<int64_t>::max());
+  EXPECT_TRUE(ValidateCursor(to_the_end, *roots_).ok());
+  DataCursor edge = Cursor(FileUri(root_ + "/data.txt"));
+  edge.set_offset(1);
+  edge.set_length(std::numeric_limits<int64_t>::max() - 1);
+  EXPECT_TRUE(ValidateCursor(edge, *roots_).ok());
+}
+
+TEST_F(CursorValidationTest, UriRules) {
+  Expect(Cursor(""), absl::StatusCode::kInvalidArgument, "cursor.uri: required");
+  Expect(Cursor("ftp://host/x"), absl::StatusCode::kInvalidArgument,
+         "cursor.uri: unsupported scheme \"ftp\"");
+  Expect(Cursor("file://data/x"), absl::StatusCode::kInvalidArgument, "cursor.uri: ");
+  Expect(Cursor("s3://eo-bucket"), absl::StatusCode::kInvalidArgument,
+         "cursor.uri: an s3 cursor needs s3://bucket/key");
+  Expect(Cursor("file://" + root_ + "/data.txt?x"), absl::StatusCode::kInvalidArgument,
+         "cursor.uri: a file URI has no query");
+  Expect(Cursor(FileUri(root_ + "/sub")), absl::StatusCode::kInvalidArgument,
+         "is not a regular file");
+}
+
+TEST_F(CursorValidationTest, FilePathsStayInsideTheRoots) {
+  Expect(Cursor(FileUri(root_ + "/../outside.txt")), absl::StatusCode::kPermissionDenied,
+         "cursor.uri: ");
+  fs::create_symlink(root_ + "/../outside.txt", root_ + "/link.txt");
+  Expect(Cursor(FileUri(root_ + "/link.txt")), absl::StatusCode::kPermissionDenied,
+         "outside every data root");
+  Expect(Cursor("file:///etc/passwd"), absl::StatusCode::kPermissionDenied, "cursor.uri: ");
+  Expect(Cursor(FileUri(root_ + "/missing.txt")), absl::StatusCode::kNotFound, "cursor.uri: ");
+}
+
+TEST_F(CursorValidationTest, RangeRules) {
+  DataCursor cursor = Cursor(FileUri(root_ + "/data.txt"));
+  cursor.set_offset(-1);
+  Expect(cursor, absl::StatusCode::kInvalidArgument, "cursor.offset: must not be negative");
+
+  cursor = Cursor(FileUri(root_ + "/data.txt"));
+  cursor.set_length(-5);
+  Expect(cursor, absl::StatusCode::kInvalidArgument, "cursor.length: must not be negative");
+
+  cursor = Cursor(FileUri(root_ + "/data.txt"));
+  cursor.set_offset(2);
+  cursor.set_length(std::numeric_limits<int64_t>::max() - 1);
+  Expect(cursor, absl::StatusCode::kInvalidArgument, "cursor.length: offset 2 + length");
+
+  for (const char* field : {"part", "parts", "size"}) {
+    cursor = Cursor(FileUri(root_ + "/data.txt"));
+    const auto* descriptor = cursor.GetDescriptor()->FindFieldByName(field);
+    cursor.GetReflection()->SetInt64(&cursor, descriptor, -2);
+    Expect(cursor, absl::StatusCode::kInvalidArgument,
+           std::string("cursor.") + field + ": must not be negative");
+  }
+
+  cursor = Cursor(FileUri(root_ + "/data.txt"));
+  cursor.set_framing(static_cast<eofaas::v1::Framing>(7));
+  Expect(cursor, absl::StatusCode::kInvalidArgument, "cursor.framing: unknown value 7");
+}
+
+TEST_F(CursorValidationTest, FieldPrefixIsTheCallers) {
+  DataCursor cursor = Cursor("gopher://x");
+  absl::Status status = ValidateCursor(cursor, *roots_, "items[3].cursor");
+  EXPECT_THAT(std::string(status.message()), HasSubstr("items[3].cursor.uri: "));
+}
+
+}  // namespace
+}  // namespace eofaas::proxy

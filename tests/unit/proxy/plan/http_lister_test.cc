@@ -1,0 +1,236 @@
+// HttpLister against a real HTTP server on loopback: python3's http.server, which answers HEAD
+// with Content-Length but without Accept-Ranges (the "ranges unsupported" case), and the same
+// server told to add `Accept-Ranges: bytes` and an ETag. Also the failures a HEAD can meet.
+#include "proxy/plan/http_lister.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/subprocess.h"
+#include "proxy/plan/planner.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::proxy {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kServerScript[] = R"(
+import http.server, os, sys
+ranges = sys.argv[2] == "1"
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        if ranges:
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", '"v1"')
+        super().end_headers()
+os.chdir(sys.argv[1])
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+)";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// python3 -m http.server's handler serving `dir` on 127.0.0.1, stopped with the object.
+class PythonHttpServer {
+ public:
+  PythonHttpServer(const std::string& dir, bool ranges, const std::string& log_path)
+      : log_path_(log_path) {
+    common::SpawnOptions options;
+    options.argv = {"/usr/bin/python3", "-c", kServerScript, dir, ranges ? "1" : "0"};
+    options.output_path = log_path;
+    absl::StatusOr<pid_t> pid = common::Spawn(options);
+    EXPECT_TRUE(pid.ok()) << pid.status();
+    if (!pid.ok()) return;
+    pid_ = *pid;
+    // The script prints its port on the first line once it listens.
+    for (int i = 0; i < 500; ++i) {
+      std::string log = ReadFile(log_path);
+      if (size_t newline = log.find('\n'); newline != std::string::npos) {
+        EXPECT_TRUE(absl::SimpleAtoi(log.substr(0, newline), &port_)) << log;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_NE(port_, 0) << ReadFile(log_path);
+  }
+  ~PythonHttpServer() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+
+  std::string Url(const std::string& path) const {
+    return absl::StrCat("http://127.0.0.1:", port_, path);
+  }
+  /// The request lines the server logged ("HEAD /a.txt HTTP/1.1").
+  std::vector<std::string> Requests() const {
+    std::vector<std::string> requests;
+    for (absl::string_view line : absl::StrSplit(ReadFile(log_path_), '\n')) {
+      size_t open = line.find('"');
+      size_t close = line.rfind('"');
+      if (open != absl::string_view::npos && close > open) {
+        requests.emplace_back(line.substr(open + 1, close - open - 1));
+      }
+    }
+    return requests;
+  }
+
+ private:
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+class HttpListerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    temp_.Write("www/data.csv", std::string(1000, 'x'));
+    temp_.Write("www/empty.txt", "");
+    temp_.Write("www/dir/inner.txt", "inner");
+  }
+
+  absl::Status List(const HttpLister& lister, const std::string& uri_text, ObjectList& out) {
+    absl::StatusOr<DataUri> uri = ParseDataUri(uri_text, "inputs[0]");
+    if (!uri.ok()) return uri.status();
+    return lister.List(*uri, "inputs[0]", out);
+  }
+
+  tests::TempDir temp_;
+  HttpLister lister_{absl::Seconds(5)};
+};
+
+TEST_F(HttpListerTest, PlainHttpServerGivesSizeButNoRanges) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  ObjectList out;
+  ASSERT_TRUE(List(lister_, server.Url("/data.csv"), out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].uri(), server.Url("/data.csv"));
+  EXPECT_EQ(out[0].size, 1000);
+  EXPECT_FALSE(out[0].ranges_supported);
+  EXPECT_EQ(out[0].etag, "");
+  ASSERT_TRUE(List(lister_, server.Url("/empty.txt"), out).ok());
+  EXPECT_EQ(out[1].size, 0);
+  EXPECT_THAT(server.Requests(), ::testing::Each(::testing::StartsWith("HEAD ")));
+}
+
+TEST_F(HttpListerTest, RangesAndEtagWhenTheServerSaysSo) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/true, temp_ / "server.log");
+  ObjectList out;
+  ASSERT_TRUE(List(lister_, server.Url("/data.csv"), out).ok());
+  EXPECT_EQ(out[0].size, 1000);
+  EXPECT_TRUE(out[0].ranges_supported);
+  EXPECT_EQ(out[0].etag, "\"v1\"");
+}
+
+TEST_F(HttpListerTest, RedirectIsFollowedAndTheUriKept) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  ObjectList out;
+  // http.server redirects a directory without its trailing slash.
+  ASSERT_TRUE(List(lister_, server.Url("/dir"), out).ok());
+  EXPECT_EQ(out[0].uri(), server.Url("/dir"));
+  EXPECT_THAT(server.Requests(), ::testing::ElementsAre(::testing::StartsWith("HEAD /dir "),
+                                                        ::testing::StartsWith("HEAD /dir/ ")));
+}
+
+TEST_F(HttpListerTest, MissingObjectIsNotFound) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  ObjectList out;
+  absl::Status status = List(lister_, server.Url("/missing.csv"), out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: HEAD "));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("answered 404"));
+}
+
+TEST_F(HttpListerTest, RefusedConnectionIsUnavailable) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);  // nobody listens on that port now
+  ObjectList out;
+  absl::Status status =
+      List(lister_, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: "));
+}
+
+TEST_F(HttpListerTest, SilentServerTimesOut) {
+  // Listens but never accepts: the connection completes in the backlog, no answer ever comes.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  HttpLister quick(absl::Milliseconds(300));
+  ObjectList out;
+  absl::Status status =
+      List(quick, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out);
+  close(fd);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+}
+
+TEST_F(HttpListerTest, PlannerDoesNotSplitWithoutRanges) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  eofaas::v1::Partitioning partitioning;
+  partitioning.set_chunk_bytes(100);
+  absl::StatusOr<std::unique_ptr<Planner>> planner =
+      Planner::Create({server.Url("/data.csv")}, partitioning, Listers{nullptr, &lister_});
+  ASSERT_TRUE(planner.ok()) << planner.status();
+  EXPECT_EQ((*planner)->items(), 1);
+  EXPECT_EQ((*planner)->bytes(), 1000);
+  std::optional<eofaas::v1::DataCursor> cursor = (*planner)->Next();
+  ASSERT_TRUE(cursor.has_value());
+  EXPECT_EQ(cursor->offset(), 0);
+  EXPECT_EQ(cursor->length(), 1000);
+  EXPECT_EQ(cursor->parts(), 1);
+  EXPECT_EQ((*planner)->Next(), std::nullopt);
+}
+
+TEST_F(HttpListerTest, PlannerSplitsWithRanges) {
+  PythonHttpServer server(temp_ / "www", /*ranges=*/true, temp_ / "server.log");
+  eofaas::v1::Partitioning partitioning;
+  partitioning.set_chunk_bytes(300);
+  absl::StatusOr<std::unique_ptr<Planner>> planner =
+      Planner::Create({server.Url("/data.csv")}, partitioning, Listers{nullptr, &lister_});
+  ASSERT_TRUE(planner.ok()) << planner.status();
+  EXPECT_EQ((*planner)->items(), 4);
+  int64_t covered = 0;
+  while (std::optional<eofaas::v1::DataCursor> cursor = (*planner)->Next()) {
+    EXPECT_EQ(cursor->offset(), covered);
+    EXPECT_EQ(cursor->etag(), "\"v1\"");
+    covered += cursor->length();
+  }
+  EXPECT_EQ(covered, 1000);
+  EXPECT_THAT(server.Requests(), ::testing::ElementsAre(::testing::StartsWith("HEAD ")));
+}
+
+}  // namespace
+}  // namespace eofaas::proxy
