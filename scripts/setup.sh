@@ -10,7 +10,8 @@ apt_packages=(
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libboost1.81-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev
-  bubblewrap python3 python3-numpy nodejs php-cli curl procps
+  bubblewrap python3 python3-numpy python3-pip python3-yaml nodejs php-cli curl procps wrk
+  nginx openssl
 )
 
 missing=()
@@ -27,7 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Node tools used by the tests (buf for lint and for calling the servers like an operator).
-if [ ! -x tools/node_modules/.bin/buf ]; then
+# Node tools used by the tests (buf for lint and for calling the servers like an operator,
+# dockerfile-utils to lint the templates' Dockerfiles): installed again whenever package.json
+# names a package that is missing.
+if ! (cd tools && node -e '
+  const deps = require("./package.json").devDependencies;
+  for (const name of Object.keys(deps)) require.resolve(name + "/package.json");' 2>/dev/null); then
   (cd tools && npm install --no-audit --no-fund --loglevel=error)
 fi

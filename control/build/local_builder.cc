@@ -2,11 +2,16 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <string_view>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -26,6 +31,11 @@ constexpr const char* kBuiltMarker = ".eofaas-built";
 constexpr std::string_view kStagingPrefix = ".staging-";
 // Lines of checker output repeated in status.message.
 constexpr size_t kMessageLines = 6;
+// Scratch space of a dependency install, in the bundle root and removed once it ends.
+constexpr std::string_view kScratchDir = ".eofaas-scratch";
+// Environment variables a build command inherits, besides its fixed PATH, HOME and LANG.
+constexpr const char* kPassedEnvironment[] = {"http_proxy", "https_proxy", "no_proxy",
+                                              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"};
 
 class Sha256 {
  public:
@@ -150,15 +160,41 @@ absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function
 
 absl::Status LocalBuilder::Build(const Bundle& bundle, const Template& tmpl,
                                  const BuildLogSink& log, const std::atomic<bool>& cancel) {
+  {
+    std::unique_lock lock(mu_);
+    while (building_.count(bundle.artifact)) {
+      if (cancel) return absl::CancelledError("build cancelled");
+      building_done_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    building_.insert(bundle.artifact);
+  }
+  absl::Cleanup done = [this, &bundle] {
+    std::lock_guard lock(mu_);
+    building_.erase(bundle.artifact);
+    building_done_.notify_all();
+  };
+  return BuildAlone(bundle, tmpl, log, cancel);
+}
+
+absl::Status LocalBuilder::BuildAlone(const Bundle& bundle, const Template& tmpl,
+                                      const BuildLogSink& log, const std::atomic<bool>& cancel) {
   fs::path marker = fs::path(bundle.dir) / kBuiltMarker;
   std::error_code error;
   if (fs::exists(marker, error)) {
     log({absl::StrCat("bundle ", bundle.artifact, " passed its check before: nothing to build")});
     return absl::OkStatus();
   }
+  fs::path function_dir = fs::path(bundle.dir) / "function";
+  fs::path installed = function_dir / tmpl.dependencies.directory;
   std::vector<std::string> sources;
-  for (fs::recursive_directory_iterator it(fs::path(bundle.dir) / "function", error), end;
-       !error && it != end; it.increment(error)) {
+  for (fs::recursive_directory_iterator it(function_dir, error), end; !error && it != end;
+       it.increment(error)) {
+    // What a dependency install left behind (a build that crashed before its marker) is not the
+    // user's code.
+    if (!tmpl.dependencies.directory.empty() && it->path() == installed) {
+      it.disable_recursion_pending();
+      continue;
+    }
     if (!it->is_regular_file(error)) continue;
     for (const auto& extension : tmpl.check_extensions) {
       if (it->path().extension() == extension) {
@@ -170,33 +206,81 @@ absl::Status LocalBuilder::Build(const Bundle& bundle, const Template& tmpl,
     return absl::InternalError(absl::StrCat("cannot list ", bundle.dir, ": ", error.message()));
   std::sort(sources.begin(), sources.end());
   if (!tmpl.check_command.empty() && !sources.empty()) {
-    common::SpawnOptions options;
-    options.argv = tmpl.check_command;
-    options.argv.insert(options.argv.end(), sources.begin(), sources.end());
-    options.cwd = bundle.dir;
-    options.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
-    log({absl::StrCat("$ ", absl::StrJoin(options.argv, " "))});
-    auto result = common::Run(options, check_timeout_, &cancel);
-    if (!result.ok()) return result.status();
-    std::vector<std::string> output = Lines(result->output);
-    log(output);
-    if (result->cancelled) return absl::CancelledError("build cancelled");
-    if (result->timed_out) {
-      return absl::FailedPreconditionError(absl::StrCat("build failed: check timed out after ",
-                                                        absl::FormatDuration(check_timeout_)));
-    }
-    if (!result->ok()) {
-      size_t first = output.size() > kMessageLines ? output.size() - kMessageLines : 0;
-      std::vector<std::string> tail(output.begin() + static_cast<long>(first), output.end());
-      return absl::FailedPreconditionError(
-          absl::StrCat("build failed: ", tmpl.check_command.front(), " ",
-                       result->signal ? absl::StrCat("killed by signal ", result->signal)
-                                      : absl::StrCat("exited with code ", result->exit_code),
-                       tail.empty() ? "" : ":\n", absl::StrJoin(tail, "\n")));
+    std::vector<std::string> argv = tmpl.check_command;
+    argv.insert(argv.end(), sources.begin(), sources.end());
+    if (auto status = RunStep(tmpl.check_command.front(), std::move(argv), bundle, log, cancel);
+        !status.ok()) {
+      return status;
     }
   }
+  // Installed before the marker is written: a bundle that passed holds its dependencies, so an
+  // identical build later reuses them without installing again.
+  if (auto status = InstallDependencies(bundle, tmpl, log, cancel); !status.ok()) return status;
   if (auto status = WriteFile(marker, bundle.artifact); !status.ok()) return status;
   log({absl::StrCat("checked ", sources.size(), " source files: ok")});
+  return absl::OkStatus();
+}
+
+absl::Status LocalBuilder::InstallDependencies(const Bundle& bundle, const Template& tmpl,
+                                               const BuildLogSink& log,
+                                               const std::atomic<bool>& cancel) {
+  const Template::Dependencies& dependencies = tmpl.dependencies;
+  std::error_code error;
+  if (dependencies.command.empty() ||
+      !fs::is_regular_file(fs::path(bundle.dir) / "function" / dependencies.manifest, error)) {
+    return absl::OkStatus();
+  }
+  // Beside function/, so that the command can build the installed tree aside and rename it into
+  // place; the check never sees a half-installed tree.
+  fs::path scratch = fs::path(bundle.dir) / kScratchDir;
+  fs::remove_all(scratch, error);
+  fs::create_directory(scratch, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", scratch.string(), ": ", error.message()));
+  }
+  std::vector<std::string> argv = dependencies.command;
+  argv.push_back(absl::StrCat("function/", dependencies.manifest));
+  argv.push_back(absl::StrCat("function/", dependencies.directory));
+  argv.push_back(std::string(kScratchDir));
+  absl::Status status = RunStep(absl::StrCat(dependencies.manifest, " install"), std::move(argv),
+                                bundle, log, cancel);
+  fs::remove_all(scratch, error);
+  return status;
+}
+
+absl::Status LocalBuilder::RunStep(absl::string_view step, std::vector<std::string> argv,
+                                   const Bundle& bundle, const BuildLogSink& log,
+                                   const std::atomic<bool>& cancel) {
+  common::SpawnOptions options;
+  options.argv = std::move(argv);
+  options.cwd = bundle.dir;
+  options.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
+  // A dependency install reaches its package index the way the control plane would.
+  for (const char* name : kPassedEnvironment) {
+    if (const char* value = std::getenv(name)) {
+      options.env.push_back(absl::StrCat(name, "=", value));
+    }
+  }
+  log({absl::StrCat("$ ", absl::StrJoin(options.argv, " "))});
+  auto result = common::Run(options, check_timeout_, &cancel);
+  if (!result.ok()) return result.status();
+  std::vector<std::string> output = Lines(result->output);
+  log(output);
+  if (result->cancelled) return absl::CancelledError("build cancelled");
+  if (result->timed_out) {
+    return absl::FailedPreconditionError(absl::StrCat("build failed: ", step, " timed out after ",
+                                                      absl::FormatDuration(check_timeout_)));
+  }
+  if (!result->ok()) {
+    size_t first = output.size() > kMessageLines ? output.size() - kMessageLines : 0;
+    std::vector<std::string> tail(output.begin() + static_cast<long>(first), output.end());
+    return absl::FailedPreconditionError(
+        absl::StrCat("build failed: ", step, " ",
+                     result->signal ? absl::StrCat("killed by signal ", result->signal)
+                                    : absl::StrCat("exited with code ", result->exit_code),
+                     tail.empty() ? "" : ":\n", absl::StrJoin(tail, "\n")));
+  }
   return absl::OkStatus();
 }
 

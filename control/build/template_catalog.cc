@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 
 namespace eofaas::control {
 namespace {
@@ -14,10 +16,11 @@ namespace {
 namespace fs = std::filesystem;
 
 // Every key template.yaml may hold; anything else is a typo the author should hear about.
-const std::set<std::string> kTopKeys = {"name", "language", "description", "handler",
-                                        "run",  "check",    "concurrency", "image"};
+const std::set<std::string> kTopKeys = {"name",  "language",     "description", "handler", "run",
+                                        "check", "dependencies", "concurrency", "image"};
 const std::set<std::string> kHandlerKeys = {"file", "signature"};
 const std::set<std::string> kCheckKeys = {"command", "extensions"};
+const std::set<std::string> kDependenciesKeys = {"manifest", "directory", "command"};
 
 void RejectUnknownKeys(const YAML::Node& node, const std::set<std::string>& known,
                        const std::string& where) {
@@ -37,6 +40,40 @@ YAML::Node Required(const YAML::Node& node, const std::string& key) {
   return value;
 }
 
+bool IsFileName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && !absl::StrContains(name, '/');
+}
+
+// The normal form ("a/b") of a path inside function/; empty for function/ itself or a path that
+// leaves it. The builder compares it with the paths it walks.
+std::string InsideFunctionDir(const std::string& path) {
+  std::string normal(absl::StripSuffix(fs::path(path).lexically_normal().string(), "/"));
+  if (normal == "." || normal == ".." || absl::StartsWith(normal, "../") ||
+      absl::StartsWith(normal, "/")) {
+    return "";
+  }
+  return normal;
+}
+
+Template::Dependencies ParseDependencies(const YAML::Node& node) {
+  RejectUnknownKeys(node, kDependenciesKeys, "dependencies.");
+  Template::Dependencies dependencies;
+  dependencies.manifest = Required(node, "manifest").as<std::string>();
+  if (!IsFileName(dependencies.manifest)) {
+    throw YAML::Exception(node["manifest"].Mark(), "dependencies.manifest: must be a file name");
+  }
+  dependencies.directory = InsideFunctionDir(Required(node, "directory").as<std::string>());
+  if (dependencies.directory.empty() || dependencies.directory == dependencies.manifest) {
+    throw YAML::Exception(node["directory"].Mark(),
+                          "dependencies.directory: must be a directory inside function/");
+  }
+  dependencies.command = Required(node, "command").as<std::vector<std::string>>();
+  if (dependencies.command.empty()) {
+    throw YAML::Exception(node["command"].Mark(), "dependencies.command: empty command");
+  }
+  return dependencies;
+}
+
 Template Parse(const YAML::Node& root, const fs::path& dir) {
   RejectUnknownKeys(root, kTopKeys, "");
   Template t;
@@ -52,6 +89,9 @@ Template Parse(const YAML::Node& root, const fs::path& dir) {
     RejectUnknownKeys(check, kCheckKeys, "check.");
     t.check_command = Required(check, "command").as<std::vector<std::string>>();
     t.check_extensions = Required(check, "extensions").as<std::vector<std::string>>();
+  }
+  if (YAML::Node dependencies = root["dependencies"]) {
+    t.dependencies = ParseDependencies(dependencies);
   }
   t.concurrency = Required(root, "concurrency").as<int>();
   if (YAML::Node image = root["image"]) t.image = image.as<std::string>();

@@ -12,8 +12,20 @@
 
 namespace eofaas::control {
 
-/// One template: how to check a function's sources and how to run a replica.
+/// One template: how to check a function's sources, install their dependencies and run a replica.
 struct Template {
+  /// A dependency manifest the template recognises among a function's files, and the command
+  /// that installs what it lists into the bundle. All empty when the template has none.
+  struct Dependencies {
+    /// A file name in function/, e.g. "requirements.txt".
+    std::string manifest;
+    /// Where the command installs, relative to function/ (e.g. ".deps"); never checked.
+    std::string directory;
+    /// Run from the bundle root with three more arguments: function/<manifest>,
+    /// function/<directory> and an empty scratch directory on the same file system.
+    std::vector<std::string> command;
+  };
+
   std::string name;
   std::string language;
   std::string description;
@@ -24,6 +36,7 @@ struct Template {
   /// The language's own check, run on every user file with one of `check_extensions`.
   std::vector<std::string> check_command;
   std::vector<std::string> check_extensions;
+  Dependencies dependencies;
   int concurrency = 1;
   std::string image;
   /// Directory holding template.yaml and the runtime files copied into every bundle.

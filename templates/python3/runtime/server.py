@@ -320,6 +320,7 @@ def env_int(name, default, minimum):
 def load_handler(function_dir):
     """Imports function_dir/handler.py and returns its handle(data, ctx)."""
     # The user's directory goes first so their modules win over ours of the same name.
+    sys.path.insert(0, os.path.join(function_dir, ".deps"))  # what requirements.txt installed
     sys.path.insert(0, function_dir)
     module = importlib.import_module("handler")
     handle = getattr(module, "handle", None)

@@ -30,6 +30,7 @@ describe('template.yaml', () => {
     assert.deepEqual(top.sort(), [
       'check',
       'concurrency',
+      'dependencies',
       'description',
       'handler',
       'image',
@@ -38,7 +39,15 @@ describe('template.yaml', () => {
       'run',
     ]);
     const nested = [...TEMPLATE_YAML.matchAll(/^ {2}([a-z_]+):/gm)].map((m) => m[1]);
-    assert.deepEqual(nested.sort(), ['command', 'extensions', 'file', 'signature']);
+    assert.deepEqual(nested.sort(), [
+      'command',
+      'command',
+      'directory',
+      'extensions',
+      'file',
+      'manifest',
+      'signature',
+    ]);
     assert.match(TEMPLATE_YAML, /^name: node20$/m);
     assert.match(TEMPLATE_YAML, /^ {2}file: handler\.js$/m);
   });

@@ -29,11 +29,15 @@ final class TemplateTest extends TestCase
     {
         preg_match_all('/^(\w+):/m', self::yaml(), $top);
         self::assertSame(
-            ['name', 'language', 'description', 'handler', 'run', 'check', 'concurrency', 'image'],
+            ['name', 'language', 'description', 'handler', 'run', 'check', 'dependencies',
+                'concurrency', 'image'],
             $top[1],
         );
         preg_match_all('/^  (\w+):/m', self::yaml(), $nested);
-        self::assertSame(['file', 'signature', 'command', 'extensions'], $nested[1]);
+        self::assertSame(
+            ['file', 'signature', 'command', 'extensions', 'manifest', 'directory', 'command'],
+            $nested[1]
+        );
         self::assertContains('name: php8', self::yaml());
         self::assertContains('file: handler.php', self::yaml());
     }

@@ -16,8 +16,8 @@ import numpy
 from . import support
 
 # The keys the control plane's template catalog accepts (control/build/template_catalog.cc).
-TEMPLATE_KEYS = ["name", "language", "description", "handler", "run", "check", "concurrency",
-                 "image"]
+TEMPLATE_KEYS = ["name", "language", "description", "handler", "run", "check", "dependencies",
+                 "concurrency", "image"]
 SHARED_RUNTIME_FILES = ["server.py", "eofaas.py", "eofaas_reader.py"]
 
 

@@ -4,9 +4,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/subprocess.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::control {
@@ -34,6 +38,32 @@ class LocalBuilderTest : public ::testing::Test {
     };
   }
 
+  // Renders `files` as a function of template `name` and builds it.
+  absl::Status BuildFunction(const std::string& name, std::map<std::string, std::string> files) {
+    const Template* tmpl = catalog_->Find(name);
+    if (tmpl == nullptr) return absl::NotFoundError(name);
+    function_.set_template_(name);
+    function_.mutable_files()->clear();
+    for (auto& [path, content] : files) (*function_.mutable_files())[path] = std::move(content);
+    auto bundle = builder_.Render(function_, *tmpl, Collect());
+    if (!bundle.ok()) return bundle.status();
+    bundle_ = *bundle;
+    return builder_.Build(*bundle, *tmpl, Collect(), cancel_);
+  }
+
+  std::string Log() const { return absl::StrJoin(log_, "\n"); }
+
+  // Runs a command the test needs (packing a fixture, importing what a build installed).
+  static std::string Run(std::vector<std::string> argv, const std::string& cwd) {
+    common::SpawnOptions options;
+    options.argv = std::move(argv);
+    options.cwd = cwd;
+    options.env = {"PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
+    auto result = common::Run(options, absl::Seconds(30));
+    EXPECT_TRUE(result.ok() && result->ok()) << (result.ok() ? result->output : "");
+    return result.ok() ? result->output : "";
+  }
+
   tests::TempDir dir_;
   LocalBuilder builder_{dir_ / "bundles", absl::Seconds(30)};
   std::unique_ptr<TemplateCatalog> catalog_;
@@ -41,6 +71,7 @@ class LocalBuilderTest : public ::testing::Test {
   eofaas::v1::Function function_;
   std::vector<std::string> log_;
   std::atomic<bool> cancel_{false};
+  Bundle bundle_;
 };
 
 TEST_F(LocalBuilderTest, RendersTemplateAndUserFilesIntoAContentAddressedBundle) {
@@ -133,6 +164,208 @@ TEST_F(LocalBuilderTest, GarbageCollectionKeepsOnlyLiveArtifacts) {
   builder_.CollectGarbage({keep->artifact});
   EXPECT_TRUE(fs::exists(keep->dir));
   EXPECT_FALSE(fs::exists(drop->dir));
+}
+
+// Dependency manifests. Each template's install script is run for real; the "installed" cases use
+// a local package (a wheel, a package directory) so that they pass offline, and a package no index
+// has for the failures, so that they fail the same with or without a network.
+
+constexpr const char* kNoSuchPackage = "eofaas-no-such-package-zz9";
+
+TEST_F(LocalBuilderTest, RequirementsTheMachineMeetsAreNotInstalled) {
+  // Debian's python3-numpy (see DESIGN.md) is what the replicas import.
+  ASSERT_TRUE(BuildFunction("python3", {{"handler.py",
+                                         "import numpy\ndef handle(data, ctx):\n"
+                                         "    return b''\n"},
+                                        {"requirements.txt", "# arrays\nnumpy>=1.20  # Debian\n"}})
+                  .ok())
+      << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "requirements.txt: every requirement is installed"))
+      << Log();
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/.deps"));
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / ".eofaas-scratch"));
+}
+
+TEST_F(LocalBuilderTest, MissingRequirementsAreInstalledIntoTheBundle) {
+  if (Run({"/usr/bin/python3", "-c", "import importlib.util as u; print(bool(u.find_spec('pip')))"},
+          "/") != "True\n") {
+    GTEST_SKIP() << "pip is not installed for /usr/bin/python3 (Debian: python3-pip)";
+  }
+  // A wheel in a local directory: the requirements file points pip at it, as a user's may.
+  fs::path source = dir_.path() / "wheel";
+  dir_.Write("wheel/eofaas_local_dep.py", "VALUE = 7\n");
+  dir_.Write("wheel/eofaas_local_dep-1.0.dist-info/METADATA",
+             "Metadata-Version: 2.1\nName: eofaas-local-dep\nVersion: 1.0\n");
+  dir_.Write("wheel/eofaas_local_dep-1.0.dist-info/WHEEL",
+             "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n");
+  dir_.Write("wheel/eofaas_local_dep-1.0.dist-info/RECORD", "");
+  fs::create_directories(dir_.path() / "wheels");
+  Run({"/usr/bin/python3", "-m", "zipfile", "-c",
+       dir_ / "wheels/eofaas_local_dep-1.0-py3-none-any.whl", "eofaas_local_dep.py",
+       "eofaas_local_dep-1.0.dist-info"},
+      source.string());
+  std::string requirements = absl::StrCat("--no-index\n--find-links ", dir_ / "wheels",
+                                          "\nnumpy\neofaas-local-dep==1.0\n");
+  ASSERT_TRUE(BuildFunction("python3", {{"handler.py", "def handle(data, ctx):\n    return b''\n"},
+                                        {"requirements.txt", requirements}})
+                  .ok())
+      << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "installed eofaas-local-dep==1.0")) << Log();
+  EXPECT_EQ(Run({"/usr/bin/python3", "-c",
+                 "import sys; sys.path.insert(0, 'function/.deps'); import eofaas_local_dep; "
+                 "print(eofaas_local_dep.VALUE)"},
+                bundle_.dir),
+            "7\n");
+  // numpy came from the machine, not from the (offline) index.
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/.deps/numpy"));
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / ".eofaas-scratch"));
+
+  // The same inputs again: the bundle, dependencies included, is reused as it is.
+  log_.clear();
+  fs::remove_all(dir_.path() / "wheels");
+  ASSERT_TRUE(BuildFunction("python3", {{"handler.py", "def handle(data, ctx):\n    return b''\n"},
+                                        {"requirements.txt", requirements}})
+                  .ok())
+      << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "nothing to build")) << Log();
+}
+
+TEST_F(LocalBuilderTest, UninstallableRequirementFailsNamingTheFileAndThePackage) {
+  auto start = std::chrono::steady_clock::now();
+  absl::Status status = BuildFunction(
+      "python3-sci", {{"handler.py", "def handle(data, ctx):\n    return b''\n"},
+                      {"requirements.txt", absl::StrCat("numpy\n", kNoSuchPackage, ">=1.0\n")}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << Log();
+  EXPECT_TRUE(absl::StrContains(status.message(), "requirements.txt")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), kNoSuchPackage)) << status;
+  EXPECT_FALSE(absl::StrContains(status.message(), "numpy")) << status;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/.deps"));
+  // A failed install is not remembered as built.
+  log_.clear();
+  EXPECT_FALSE(builder_.Build(bundle_, *catalog_->Find("python3-sci"), Collect(), cancel_).ok());
+}
+
+TEST_F(LocalBuilderTest, PackagesShippedWithTheFunctionAreNotInstalled) {
+  // A vendored module is not the user's code: node --check does not walk node_modules.
+  ASSERT_TRUE(
+      BuildFunction("node20",
+                    {{"handler.js", "module.exports = async () => require('tiny').value;\n"},
+                     {"package.json", R"({"dependencies": {"tiny": "^1.2.0"}})"},
+                     {"node_modules/tiny/package.json", R"({"name": "tiny", "version": "1.4.2"})"},
+                     {"node_modules/tiny/index.js", "exports.value = 1;\nthis is not checked\n"}})
+          .ok())
+      << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "package.json: every dependency is in")) << Log();
+}
+
+TEST_F(LocalBuilderTest, PackagesAreInstalledIntoTheBundle) {
+  // A package shipped among the function's files and named by a relative file: dependency: npm
+  // installs it, as a copy, without a registry.
+  std::map<std::string, std::string> files = {
+      {"handler.js", "module.exports = async () => require('eofaas-local-dep');\n"},
+      {"package.json", R"({"dependencies": {"eofaas-local-dep": "file:lib/dep"}})"},
+      {"lib/dep/package.json", R"({"name": "eofaas-local-dep", "version": "1.0.0"})"},
+      {"lib/dep/index.js", "module.exports = 7;\n"}};
+  ASSERT_TRUE(BuildFunction("node20", files).ok()) << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "package.json: installed eofaas-local-dep")) << Log();
+  fs::path installed = fs::path(bundle_.dir) / "function/node_modules/eofaas-local-dep";
+  EXPECT_FALSE(fs::is_symlink(installed));
+  EXPECT_EQ(Run({"/usr/bin/node", "-p", "require('./function/node_modules/eofaas-local-dep')"},
+                bundle_.dir),
+            "7\n");
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/package-lock.json"));
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / ".eofaas-scratch"));
+
+  // The same inputs again: the bundle, dependencies included, is reused as it is.
+  log_.clear();
+  ASSERT_TRUE(BuildFunction("node20", files).ok()) << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "nothing to build")) << Log();
+}
+
+TEST_F(LocalBuilderTest, PackagesAreInstalledFromTheRegistry) {
+  // Needs registry.npmjs.org, as scripts/setup.sh does.
+  ASSERT_TRUE(BuildFunction("node20", {{"handler.js",
+                                        "module.exports = async () => require('is-number')(1);\n"},
+                                       {"package.json", R"({"dependencies": {"is-number": "7.0.0"},
+                                                  "devDependencies": {"no-such-dev-dep": "1.0.0"}})"}})
+                  .ok())
+      << Log();
+  EXPECT_EQ(Run({"/usr/bin/node", "-p",
+                 "require('./function/node_modules/is-number/package.json').version"},
+                bundle_.dir),
+            "7.0.0\n");
+}
+
+TEST_F(LocalBuilderTest, UninstallablePackageFailsNamingTheFileAndThePackage) {
+  absl::Status status = BuildFunction(
+      "node20", {{"handler.js", "module.exports = async () => 1;\n"},
+                 {"package.json",
+                  absl::StrCat(R"({"dependencies": {")", kNoSuchPackage, R"(": "1.0.0"}})")}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << Log();
+  EXPECT_TRUE(absl::StrContains(status.message(), "package.json")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), kNoSuchPackage)) << status;
+  EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/node_modules"));
+}
+
+TEST_F(LocalBuilderTest, ComposerRequirementsTheMachineMeetsBuild) {
+  // php and its extensions are checked against the interpreter; a package shipped in vendor/
+  // counts as installed.
+  ASSERT_TRUE(
+      BuildFunction("php8",
+                    {{"handler.php",
+                      "<?php\nfunction handle(Data $data, Context $ctx)\n{\n    return 1;\n}\n"},
+                     {"composer.json",
+                      R"({"require": {"php": ">=8.0 <10", "ext-json": "*", "acme/tiny": "^1.2"}})"},
+                     {"vendor/composer/installed.json",
+                      R"({"packages": [{"name": "acme/tiny", "version": "v1.3.0"}]})"}})
+          .ok())
+      << Log();
+  EXPECT_TRUE(absl::StrContains(Log(), "composer.json: every requirement is met")) << Log();
+}
+
+TEST_F(LocalBuilderTest, UnmetComposerRequirementFailsNamingTheFileAndThePackage) {
+  absl::Status status = BuildFunction(
+      "php8", {{"handler.php", "<?php\nfunction handle(Data $data, Context $ctx)\n{\n}\n"},
+               {"composer.json", R"({"require": {"php": ">=8.0", "ext-json": "*",
+                                                 "eofaas/no-such-package": "^1.0",
+                                                 "ext-no-such-extension": "*"}})"}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << Log();
+  EXPECT_TRUE(absl::StrContains(status.message(), "composer.json")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "eofaas/no-such-package ^1.0")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "ext-no-such-extension")) << status;
+  EXPECT_FALSE(absl::StrContains(status.message(), "ext-json")) << status;
+}
+
+TEST_F(LocalBuilderTest, BuildsOfOneBundleRunOneAtATime) {
+  // Two functions with identical inputs share a bundle: its dependencies are installed once.
+  Template counting = *python_;
+  counting.dependencies.command = {"/bin/sh", "-c", "echo run >> ../runs; sleep 0.3", "sh"};
+  (*function_.mutable_files())["requirements.txt"] = "numpy\n";
+  auto bundle = builder_.Render(function_, counting, Collect());
+  ASSERT_TRUE(bundle.ok());
+  absl::Status first, second;
+  std::thread other([&] { first = builder_.Build(*bundle, counting, Collect(), cancel_); });
+  second = builder_.Build(
+      *bundle, counting, [](std::vector<std::string>) {}, cancel_);
+  other.join();
+  EXPECT_TRUE(first.ok()) << first;
+  EXPECT_TRUE(second.ok()) << second;
+  std::ifstream runs(dir_.path() / "bundles" / "runs");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(runs), {}), "run\n");
+}
+
+TEST_F(LocalBuilderTest, DependencyInstallsSeeTheControlPlanesProxy) {
+  Template echoing = *python_;
+  echoing.dependencies.command = {"/bin/sh", "-c", "echo \"proxy=$https_proxy\"", "sh"};
+  (*function_.mutable_files())["requirements.txt"] = "numpy\n";
+  auto bundle = builder_.Render(function_, echoing, Collect());
+  ASSERT_TRUE(bundle.ok());
+  setenv("https_proxy", "http://proxy.example:3128", 1);
+  absl::Status status = builder_.Build(*bundle, echoing, Collect(), cancel_);
+  unsetenv("https_proxy");
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(absl::StrContains(Log(), "proxy=http://proxy.example:3128")) << Log();
 }
 
 }  // namespace

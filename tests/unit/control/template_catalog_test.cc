@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "tests/support/temp_dir.h"
 
@@ -65,6 +70,61 @@ TEST(TemplateCatalogTest, RejectsMissingKeysAndMismatchedNames) {
   other.Write("t2/template.yaml", kMinimal);  // says name: t1
   EXPECT_EQ(TemplateCatalog::Load(other.path().string()).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TemplateCatalogTest, EveryRepositoryTemplateInstallsItsLanguagesManifest) {
+  auto catalog = TemplateCatalog::Load(EOFAAS_SOURCE_DIR "/templates");
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  std::map<std::string, std::string> manifests;
+  for (const Template* t : (*catalog)->All()) {
+    manifests[t->name] = t->dependencies.manifest;
+    EXPECT_FALSE(t->dependencies.command.empty()) << t->name;
+  }
+  EXPECT_EQ(manifests, (std::map<std::string, std::string>{{"node20", "package.json"},
+                                                           {"php8", "composer.json"},
+                                                           {"python3", "requirements.txt"},
+                                                           {"python3-sci", "requirements.txt"}}));
+  EXPECT_EQ((*catalog)->Find("python3")->dependencies.directory, ".deps");
+}
+
+TEST(TemplateCatalogTest, ParsesDependencies) {
+  tests::TempDir dir;
+  dir.Write("t1/template.yaml", std::string(kMinimal) + R"yaml(dependencies:
+  manifest: requirements.txt
+  directory: ./lib/deps/
+  command: ["/usr/bin/python3", "build/install.py"]
+)yaml");
+  auto catalog = TemplateCatalog::Load(dir.path().string());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  const Template::Dependencies& dependencies = (*catalog)->Find("t1")->dependencies;
+  EXPECT_EQ(dependencies.manifest, "requirements.txt");
+  EXPECT_EQ(dependencies.directory, "lib/deps");  // normal form
+  EXPECT_EQ(dependencies.command,
+            (std::vector<std::string>{"/usr/bin/python3", "build/install.py"}));
+
+  dir.Write("t1/template.yaml", kMinimal);
+  catalog = TemplateCatalog::Load(dir.path().string());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  EXPECT_TRUE((*catalog)->Find("t1")->dependencies.command.empty());
+}
+
+TEST(TemplateCatalogTest, RejectsBadDependencies) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"  manifest: a.txt\n  directory: d\n  command: [x]\n  colour: blue\n", "colour"},
+      {"  manifest: a.txt\n  command: [x]\n", "directory"},
+      {"  manifest: sub/a.txt\n  directory: d\n  command: [x]\n", "manifest"},
+      {"  manifest: a.txt\n  directory: ../d\n  command: [x]\n", "directory"},
+      {"  manifest: a.txt\n  directory: /d\n  command: [x]\n", "directory"},
+      {"  manifest: a.txt\n  directory: d/..\n  command: [x]\n", "directory"},
+      {"  manifest: a.txt\n  directory: d\n  command: []\n", "command"},
+  };
+  for (const auto& [yaml, named] : cases) {
+    tests::TempDir dir;
+    dir.Write("t1/template.yaml", std::string(kMinimal) + "dependencies:\n" + yaml);
+    auto catalog = TemplateCatalog::Load(dir.path().string());
+    EXPECT_EQ(catalog.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_TRUE(absl::StrContains(catalog.status().message(), named)) << catalog.status();
+  }
 }
 
 TEST(TemplateCatalogTest, EmptyDirectoryIsNotFound) {

@@ -1,0 +1,1 @@
+../../python3/build/install_requirements.py
