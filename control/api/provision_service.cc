@@ -22,6 +22,30 @@ grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A server stream fed by a controller subscription. `subscribe` runs on the worker pool (it takes
+// the controller's lock and may read the store) and returns the subscription id (0: nothing to
+// follow) or an error that ends the stream; `unsubscribe` runs when the stream is done.
+template <typename Response>
+grpc::ServerWriteReactor<Response>* OnWorkerStream(
+    common::WorkerPool& workers,
+    std::function<absl::StatusOr<uint64_t>(QueuedWriter<Response>*)> subscribe,
+    std::function<void(uint64_t)> unsubscribe) {
+  auto* writer = new QueuedWriter<Response>();
+  bool queued = workers.Submit(
+      [writer, subscribe = std::move(subscribe), unsubscribe = std::move(unsubscribe)] {
+        absl::StatusOr<uint64_t> id = subscribe(writer);
+        if (!id.ok()) writer->Close(common::ToGrpcStatus(id.status()));
+        writer->Start([id, unsubscribe] {
+          if (id.ok() && *id != 0) unsubscribe(*id);
+        });
+      });
+  if (!queued) {
+    writer->Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "control plane busy"));
+    writer->Start();
+  }
+  return writer;
+}
+
 // Stores `result`'s value into `*out` or returns its error.
 absl::Status Assign(absl::StatusOr<Function> result, Function* out) {
   if (!result.ok()) return result.status();
@@ -107,51 +131,41 @@ grpc::ServerUnaryReactor* ProvisionService::ListTemplates(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<WatchFunctionResponse>* ProvisionService::WatchFunction(
     grpc::CallbackServerContext* context, const WatchFunctionRequest* request) {
-  auto* writer = new QueuedWriter<WatchFunctionResponse>();
-  if (auto status = RequireName(request->name()); !status.ok()) {
-    writer->Close(common::ToGrpcStatus(status));
-    writer->Start();
-    return writer;
-  }
-  auto id = controller_.WatchFunction(request->name(), [writer](const FunctionEvent& event) {
-    // The stream's end is the news of a deletion: the function's last state was already sent.
-    if (event.deleted) {
-      writer->Close(grpc::Status::OK);
-      return;
-    }
-    WatchFunctionResponse response;
-    *response.mutable_function() = event.function;
-    writer->Push(std::move(response));
-  });
-  if (!id.ok()) writer->Close(common::ToGrpcStatus(id.status()));
-  writer->Start([this, id] {
-    if (id.ok()) controller_.UnwatchFunction(*id);
-  });
-  return writer;
+  return OnWorkerStream<WatchFunctionResponse>(
+      workers_,
+      [this, request](QueuedWriter<WatchFunctionResponse>* writer) -> absl::StatusOr<uint64_t> {
+        if (auto status = RequireName(request->name()); !status.ok()) return status;
+        return controller_.WatchFunction(request->name(), [writer](const FunctionEvent& event) {
+          // The stream's end is the news of a deletion: the last state was already sent.
+          if (event.deleted) {
+            writer->Close(grpc::Status::OK);
+            return;
+          }
+          WatchFunctionResponse response;
+          *response.mutable_function() = event.function;
+          writer->Push(std::move(response));
+        });
+      },
+      [this](uint64_t id) { controller_.UnwatchFunction(id); });
 }
 
 grpc::ServerWriteReactor<GetBuildLogResponse>* ProvisionService::GetBuildLog(
     grpc::CallbackServerContext* context, const GetBuildLogRequest* request) {
-  auto* writer = new QueuedWriter<GetBuildLogResponse>();
-  if (auto status = RequireName(request->name()); !status.ok()) {
-    writer->Close(common::ToGrpcStatus(status));
-    writer->Start();
-    return writer;
-  }
-  auto id = controller_.WatchBuildLog(request->name(), request->generation(), request->follow(),
-                                      [writer](const BuildLogEvent& event) {
-                                        for (const auto& line : event.lines) {
-                                          GetBuildLogResponse response;
-                                          response.set_line(line);
-                                          writer->Push(std::move(response));
-                                        }
-                                        if (event.done) writer->Close(grpc::Status::OK);
-                                      });
-  if (!id.ok()) writer->Close(common::ToGrpcStatus(id.status()));
-  writer->Start([this, id] {
-    if (id.ok() && *id != 0) controller_.UnwatchBuildLog(*id);
-  });
-  return writer;
+  return OnWorkerStream<GetBuildLogResponse>(
+      workers_,
+      [this, request](QueuedWriter<GetBuildLogResponse>* writer) -> absl::StatusOr<uint64_t> {
+        if (auto status = RequireName(request->name()); !status.ok()) return status;
+        return controller_.WatchBuildLog(request->name(), request->generation(), request->follow(),
+                                         [writer](const BuildLogEvent& event) {
+                                           for (const auto& line : event.lines) {
+                                             GetBuildLogResponse response;
+                                             response.set_line(line);
+                                             writer->Push(std::move(response));
+                                           }
+                                           if (event.done) writer->Close(grpc::Status::OK);
+                                         });
+      },
+      [this](uint64_t id) { controller_.UnwatchBuildLog(id); });
 }
 
 }  // namespace eofaas::control
