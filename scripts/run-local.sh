@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the local runtime: builds eofaas, starts eofaas-control, deploys the python3
-# linecount example, runs it over every file of the example data set and prints the results.
+# The main job on the local runtime: builds eofaas, starts eofaas-control and eofaas-proxy,
+# deploys the python3 linecount example and maps it over the example data set through the proxy,
+# printing every result and the total next to wc -l.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh >/dev/null
@@ -37,24 +38,23 @@ for _ in $(seq 600); do
 done
 call --data '{"name": "linecount"}' | grep -E '"(deploymentName|artifact|readyReplicas|deployPhase)"'
 
-method=eofaas.v1.Endpoints/WatchEndpoints
-mapfile -t replicas < <(call --timeout 2s --data '{}' 2>/dev/null | grep -o '"address": "[^"]*"' \
-  | cut -d'"' -f4 || true)
-echo "replicas: ${replicas[*]}"
-
-total=0
-i=0
-for file in "$data_root"/scenes/*.txt; do
-  replica=${replicas[$((i % ${#replicas[@]}))]}
-  cursor="{\"uri\": \"file://$file\", \"offset\": \"0\", \"framing\": \"FRAMING_LINES\", \"part\": \"$i\"}"
-  result=$(curl -sf -X POST "http://$replica/invoke" \
-    -d "{\"id\": \"demo-$i\", \"cursor\": $cursor, \"args\": {}, \"deadline_ms\": 10000}")
-  echo "$(basename "$file") via $replica -> $result"
-  lines=$(grep -o '"lines": *[0-9]*' <<<"$result" | grep -o '[0-9]*$')
-  total=$((total + lines))
-  i=$((i + 1))
+# The proxy learns the replicas from the control plane and fans the data set out over them.
+build/proxy/eofaas-proxy --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --control="$addr" \
+  --data_root="$data_root" >"$run/proxy.log" 2>&1 &
+for _ in $(seq 300); do
+  proxy=$(grep -o 'serving grpc=[^ ]*' "$run/proxy.log" | cut -d= -f2 || true)
+  [ -n "$proxy" ] && break
+  sleep 0.05
 done
-echo "total lines: $total (wc -l: $(cat "$data_root"/scenes/*.txt | wc -l))"
+[ -n "${proxy:-}" ] || { cat "$run/proxy.log"; exit 1; }
+echo "eofaas-proxy on $proxy (log: $run/proxy.log)"
+
+echo "Map over $data_root/scenes in 1 KiB chunks, LINES framing:"
+"$buf" curl --protocol grpc --http2-prior-knowledge --timeout 60s \
+  --data "{\"function\": \"linecount\", \"inputs\": [\"file://$data_root/scenes\"],
+           \"partitioning\": {\"chunkBytes\": \"1024\", \"framing\": \"FRAMING_LINES\"}}" \
+  "http://$proxy/eofaas.v1.Invoker/Map" | /usr/bin/python3 scripts/print_map.py
+echo "wc -l: $(cat "$data_root"/scenes/*.txt | wc -l)"
 
 method=eofaas.v1.Provision/DeleteFunction
 call --data '{"name": "linecount"}' >/dev/null

@@ -1,0 +1,108 @@
+// Internal to HttpDispatcher: the state of one function, and one invocation in progress (a
+// coroutine on its own strand that picks replicas, queues, sends attempts and retries).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "proxy/dispatch/http_dispatcher.h"
+
+namespace eofaas::proxy {
+
+/// One function's replicas, queue and retry budget, under `mu`. Invocations hold it shared, so
+/// it outlives Remove until they finish.
+struct HttpDispatcher::FunctionState {
+  FunctionState(std::string name, const common::Clock& clock, const HttpDispatcherOptions& options,
+                uint64_t seed, std::shared_ptr<DispatchMetrics> metrics);
+  ~FunctionState();
+
+  /// With `mu` held: hands free slots to queued calls, front first, and collects the calls to
+  /// wake (after the lock is released). When no replica is left up, the queued calls fail.
+  void GrantQueued(std::vector<std::shared_ptr<Call>>& woken);
+  /// With `mu` held: fails every queued call with `status`.
+  void DropQueued(const absl::Status& status, std::vector<std::shared_ptr<Call>>& woken);
+
+  const std::string name;
+  const std::shared_ptr<DispatchMetrics> metrics;
+  const DispatchMetrics::FunctionGauges gauges;
+  std::mutex mu;  // guards the members below, and the queue hand-off fields of its calls
+  Balancer balancer;
+  RetryBudget retry_budget;
+  std::list<std::shared_ptr<Call>> queue;
+  bool removed = false;
+};
+
+/// One invocation. Everything but the queue hand-off runs on `strand_`; the hand-off fields are
+/// guarded by the function's mutex.
+class HttpDispatcher::Call final : public Cancellable, public std::enable_shared_from_this<Call> {
+ public:
+  Call(std::shared_ptr<HttpDispatcher> dispatcher, std::shared_ptr<FunctionState> function,
+       Invocation invocation, InvokeCallback done);
+  ~Call() override;
+
+  /// Runs the invocation to completion, starting on its strand (never inline).
+  static void Start(std::shared_ptr<Call> call);
+
+  /// From the CallGroup: completes the call with CANCELLED as soon as its strand runs.
+  void Cancel() override;
+
+  /// Wakes the call from a queue wait (any thread; after the function's lock is released).
+  void Wake();
+
+ private:
+  friend struct FunctionState;
+  using ReplicaPtr = Balancer::ReplicaPtr;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  enum class Admission { kPicked, kQueued, kRefused };
+  struct AttemptResult {
+    AttemptOutcome outcome;
+    HttpResult response;
+  };
+
+  boost::asio::awaitable<void> Run();
+  boost::asio::awaitable<InvokeOutcome> Execute();
+  /// A replica slot, after a queue wait when every replica is busy.
+  boost::asio::awaitable<absl::StatusOr<ReplicaPtr>> AcquireReplica();
+  boost::asio::awaitable<AttemptResult> Attempt(const Balancer::Replica& replica);
+  /// Waits before the next attempt; false when the call was cancelled or the deadline passed.
+  boost::asio::awaitable<bool> Backoff();
+
+  Admission Admit(ReplicaPtr& replica, absl::Status& refusal);
+  ReplicaPtr LeaveQueue(absl::Status& dropped);
+  void ReleaseReplica(Balancer::Replica& replica, Balancer::Result result);
+  bool TakeRetryBudget();
+  void Finish(InvokeOutcome outcome);
+
+  const std::shared_ptr<HttpDispatcher> dispatcher_;
+  const std::shared_ptr<FunctionState> function_;
+  Invocation invocation_;
+  InvokeCallback done_;
+  boost::asio::strand<Executor> strand_;
+  boost::asio::steady_timer timer_;  // queue waits and backoff
+  const TimePoint started_;
+
+  // Strand state.
+  int attempts_ = 0;
+  bool registered_ = false;                    // in invocation_.group
+  std::optional<absl::Status> cancelled_;      // why the call was cancelled
+  std::shared_ptr<TcpConnection> connection_;  // during a connect or round trip
+  std::string body_suffix_;
+  // Replicas tried, in order; read under the function's mutex while queued.
+  absl::InlinedVector<ReplicaPtr, 2> tried_;
+
+  // The queue hand-off, guarded by the function's mutex.
+  std::optional<std::list<std::shared_ptr<Call>>::iterator> queue_position_;
+  ReplicaPtr granted_;
+  absl::Status dropped_;
+};
+
+}  // namespace eofaas::proxy

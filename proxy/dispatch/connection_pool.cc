@@ -1,0 +1,106 @@
+#include "proxy/dispatch/connection_pool.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <cerrno>
+
+#include "absl/strings/numbers.h"
+
+namespace eofaas::proxy {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+// "host:port" or "[v6]:port" → {host, port}; port empty when missing.
+std::pair<std::string, std::string> SplitHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return {address, ""};
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return {host, address.substr(colon + 1)};
+}
+
+}  // namespace
+
+ConnectionPool::ConnectionPool(std::string address, size_t max_idle)
+    : address_(std::move(address)), max_idle_(max_idle) {
+  auto [host, port_text] = SplitHostPort(address_);
+  boost::system::error_code error;
+  auto ip = asio::ip::make_address(host, error);
+  uint32_t port = 0;
+  if (!error && absl::SimpleAtoi(port_text, &port) && port <= 65535) {
+    endpoint_.emplace(ip, static_cast<uint16_t>(port));
+  }
+}
+
+ConnectionPool::~ConnectionPool() { Close(); }
+
+std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle() {
+  // A connection used a moment ago is not checked: the peer has just answered on it, the check
+  // costs a system call, and the dispatcher sends a request that fails before any response byte
+  // again on a fresh connection anyway. Idle-timeout closes happen to connections idle for long.
+  constexpr auto kCheckAfter = std::chrono::milliseconds(50);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  while (!idle_.empty()) {
+    std::shared_ptr<TcpConnection> connection = std::move(idle_.back());
+    idle_.pop_back();
+    if (now - connection->last_used() < kCheckAfter || !IdleSocketUnusable(connection->stream())) {
+      return connection;
+    }
+    connection->Abort();
+  }
+  return nullptr;
+}
+
+void ConnectionPool::Return(std::shared_ptr<TcpConnection> connection) {
+  {
+    std::lock_guard lock(mu_);
+    if (connection->reusable() && !closed_ && idle_.size() < max_idle_) {
+      idle_.push_back(std::move(connection));
+      return;
+    }
+  }
+  connection->Abort();
+}
+
+void ConnectionPool::Close() {
+  std::vector<std::shared_ptr<TcpConnection>> idle;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    idle.swap(idle_);
+  }
+  for (auto& connection : idle) connection->Abort();
+}
+
+asio::awaitable<std::pair<boost::system::error_code, tcp::endpoint>> ConnectionPool::Endpoint() {
+  {
+    std::lock_guard lock(mu_);
+    if (endpoint_) co_return std::pair{boost::system::error_code(), *endpoint_};
+  }
+  auto [host, port] = SplitHostPort(address_);
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  auto [error, results] =
+      co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
+  if (error) co_return std::pair{error, tcp::endpoint()};
+  if (results.empty()) co_return std::pair{asio::error::host_not_found, tcp::endpoint()};
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  std::lock_guard lock(mu_);
+  endpoint_ = endpoint;
+  co_return std::pair{boost::system::error_code(), endpoint};
+}
+
+bool IdleSocketUnusable(tcp::socket& socket) {
+  if (!socket.is_open()) return true;
+  char byte;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;  // EAGAIN: open and quiet
+  return true;  // 0: the peer closed it; > 0: bytes no request asked for
+}
+
+}  // namespace eofaas::proxy

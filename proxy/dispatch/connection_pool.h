@@ -1,0 +1,59 @@
+// Idle keep-alive connections to one replica, so that a request rarely pays for a TCP handshake.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/dispatch/http_client_connection.h"
+
+namespace eofaas::proxy {
+
+using TcpConnection = HttpClientConnection<boost::asio::ip::tcp::socket>;
+
+/// Thread-safe. Idle connections are handed out most recently used first (the warmest, and the
+/// least likely to have been closed by the peer).
+class ConnectionPool {
+ public:
+  /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` connections are kept.
+  ConnectionPool(std::string address, size_t max_idle);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  const std::string& address() const { return address_; }
+
+  /// An idle connection, or null. Connections idle for a while are checked first, and dropped
+  /// here when the peer has closed them.
+  std::shared_ptr<TcpConnection> TakeIdle();
+
+  /// Keeps `connection` for a later request when it is reusable, the pool is open and below its
+  /// bound; closes it otherwise.
+  void Return(std::shared_ptr<TcpConnection> connection);
+
+  /// Closes the idle connections; later Returns close theirs too.
+  void Close();
+
+  /// The replica's TCP endpoint: parsed from an IP address, or resolved once from a host name
+  /// (the resolver runs on the executor's thread pool; discovery normally gives IP addresses).
+  boost::asio::awaitable<std::pair<boost::system::error_code, boost::asio::ip::tcp::endpoint>>
+  Endpoint();
+
+ private:
+  const std::string address_;
+  const size_t max_idle_;
+  std::mutex mu_;  // guards the members below
+  std::vector<std::shared_ptr<TcpConnection>> idle_;
+  std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
+  bool closed_ = false;
+};
+
+/// True when the peer of an idle socket has closed it (or sent bytes nobody asked for): such a
+/// connection must not carry a request. One non-blocking recv with MSG_PEEK.
+bool IdleSocketUnusable(boost::asio::ip::tcp::socket& socket);
+
+}  // namespace eofaas::proxy

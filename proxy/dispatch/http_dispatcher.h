@@ -1,0 +1,95 @@
+// The Dispatcher over HTTP/1.1 keep-alive connections to replicas, on Boost.Asio: a C++20
+// coroutine per invocation, on its own strand; per function a balancer, a bounded queue and a
+// retry budget; per replica a connection pool.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/clock.h"
+#include "proxy/dispatch/connection_pool.h"
+#include "proxy/dispatch/dispatch_metrics.h"
+#include "proxy/dispatch/dispatcher.h"
+#include "proxy/dispatch/retry_policy.h"
+
+namespace eofaas::proxy {
+
+struct HttpDispatcherOptions {
+  /// Invocations of one function waiting for a free replica; beyond it Invoke fails with
+  /// RESOURCE_EXHAUSTED.
+  size_t queue_limit = 1024;
+  /// Bound of one TCP connect (within the invocation's deadline).
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
+  size_t max_idle_per_replica = 64;
+  HttpClientOptions http;
+  BalancerOptions balancer;
+  RetryBudgetOptions retry_budget;
+  BackoffOptions backoff;
+};
+
+/// Thread-safe; runs on the threads of the io_context it is given. Owned by std::shared_ptr:
+/// invocations in progress keep it alive.
+class HttpDispatcher final : public Dispatcher,
+                             public std::enable_shared_from_this<HttpDispatcher> {
+ public:
+  using Executor = boost::asio::io_context::executor_type;
+
+  /// `clock` drives ejections and the retry budget and must outlive the dispatcher; deadlines
+  /// are on std::chrono::steady_clock, like Asio's timers.
+  static std::shared_ptr<HttpDispatcher> Create(Executor executor, const common::Clock& clock,
+                                                HttpDispatcherOptions options,
+                                                std::shared_ptr<DispatchMetrics> metrics);
+  ~HttpDispatcher() override;
+
+  void Update(std::string_view function, std::vector<ReplicaInfo> replicas) override;
+  void Remove(std::string_view function) override;
+  void Invoke(std::string_view function, Invocation invocation, InvokeCallback done) override;
+  absl::StatusOr<int> Capacity(std::string_view function) const override;
+
+  /// Refuses new invocations (UNAVAILABLE), fails the queued ones and closes idle connections.
+  /// Invocations on a replica finish (or meet their deadline). Call it before dropping the last
+  /// reference: queued invocations refer back to the dispatcher.
+  void Shutdown();
+
+ private:
+  struct FunctionState;
+  class Call;
+
+  HttpDispatcher(Executor executor, const common::Clock& clock, HttpDispatcherOptions options,
+                 std::shared_ptr<DispatchMetrics> metrics);
+
+  std::shared_ptr<FunctionState> Find(std::string_view function) const;
+  /// The pool of `address`, created on first use.
+  std::shared_ptr<ConnectionPool> Pool(const std::string& address);
+  void ClosePools(const std::vector<std::string>& addresses);
+  /// Completes `done` with `status` on the executor (never inline).
+  void Reject(InvokeCallback done, absl::Status status);
+
+  /// The strand for a new call. Calls share a fixed set of strands (as Asio's io_context::strand
+  /// does) rather than allocate one each: a call's handlers only need not to run concurrently.
+  const boost::asio::strand<Executor>& NextStrand() {
+    return strands_[next_strand_.fetch_add(1, std::memory_order_relaxed) % strands_.size()];
+  }
+
+  const Executor executor_;
+  const std::vector<boost::asio::strand<Executor>> strands_;
+  std::atomic<size_t> next_strand_{0};
+  const common::Clock& clock_;
+  const HttpDispatcherOptions options_;
+  const std::shared_ptr<DispatchMetrics> metrics_;
+  mutable std::mutex mu_;  // guards the members below
+  absl::flat_hash_map<std::string, std::shared_ptr<FunctionState>> functions_;
+  absl::flat_hash_map<std::string, std::shared_ptr<ConnectionPool>> pools_;
+  uint64_t seed_;
+  bool shut_down_ = false;
+};
+
+}  // namespace eofaas::proxy

@@ -1,0 +1,178 @@
+// eofaas-proxy: wiring only. Parses options, learns replicas (from the control plane or a static
+// file), and serves eofaas.v1.Invoker over the dispatcher until SIGTERM or SIGINT, then drains.
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "common/log.h"
+#include "common/metrics/metrics_server.h"
+#include "common/options.h"
+#include "proxy/discovery/control_plane_watch.h"
+#include "proxy/discovery/endpoint_sink.h"
+#include "proxy/discovery/static_endpoints.h"
+#include "proxy/dispatch/http_dispatcher.h"
+#include "proxy/ingress/invoker_service.h"
+#include "proxy/plan/file_lister.h"
+#include "proxy/plan/http_lister.h"
+
+namespace eofaas::proxy {
+namespace {
+
+struct Flags {
+  std::string listen = "127.0.0.1:50052";
+  std::string metrics_listen = "127.0.0.1:9465";
+  std::string control;
+  std::string endpoints;
+  std::vector<std::string> data_root;
+  int64_t threads = 2;
+};
+
+// Discovery hands endpoints to the dispatcher.
+class DispatcherSink final : public EndpointSink {
+ public:
+  explicit DispatcherSink(Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  void Update(std::string_view function, std::vector<ReplicaInfo> replicas) override {
+    dispatcher_.Update(function, std::move(replicas));
+  }
+  void Remove(std::string_view function) override { dispatcher_.Remove(function); }
+
+ private:
+  Dispatcher& dispatcher_;
+};
+
+// The io_context the dispatcher runs on, with its threads.
+class IoThreads {
+ public:
+  explicit IoThreads(int threads) : work_(io_.get_executor()) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  ~IoThreads() {
+    work_.reset();
+    io_.stop();
+    for (auto& thread : threads_) thread.join();
+  }
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
+};
+
+std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+absl::Status Run(int argc, char** argv) {
+  Flags flags;
+  common::Options options(
+      "eofaas-proxy: runs functions over data cursors (gRPC eofaas.v1.Invoker), fanning them out "
+      "over the replicas it learns from the control plane (--control) or a file (--endpoints).");
+  options.AddString("listen", "gRPC listen address (host:port)", &flags.listen);
+  options.AddString("metrics_listen", "Prometheus /metrics listen address", &flags.metrics_listen);
+  options.AddString("control", "eofaas-control address (host:port) to learn endpoints from",
+                    &flags.control);
+  options.AddString("endpoints", "YAML file of functions and their replica addresses",
+                    &flags.endpoints);
+  options.AddStringList("data_root", "directory file:// cursors and Map inputs may name",
+                        &flags.data_root);
+  options.AddInt("threads", "event-loop threads of the dispatcher", &flags.threads);
+  if (auto status = options.Parse(argc, argv); !status.ok()) return status;
+  if (options.help_requested()) {
+    std::cout << options.Usage();
+    return absl::OkStatus();
+  }
+  if (flags.control.empty() == flags.endpoints.empty()) {
+    return absl::InvalidArgumentError("exactly one of --control and --endpoints is required");
+  }
+  if (flags.threads < 1 || flags.threads > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads: ", flags.threads, " is not in [1, 64]"));
+  }
+  std::vector<std::string> roots;
+  for (const auto& root : flags.data_root) {
+    roots.push_back(std::filesystem::absolute(root).string());
+  }
+  absl::StatusOr<DataRoots> data_roots = DataRoots::Create(roots);
+  if (!data_roots.ok()) {
+    return absl::Status(data_roots.status().code(),
+                        absl::StrCat("data_root: ", data_roots.status().message()));
+  }
+  std::optional<std::map<std::string, std::vector<ReplicaInfo>>> static_endpoints;
+  if (!flags.endpoints.empty()) {
+    auto loaded = LoadStaticEndpoints(flags.endpoints);
+    if (!loaded.ok()) return loaded.status();
+    static_endpoints = *std::move(loaded);
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  IoThreads io_threads(static_cast<int>(flags.threads));
+  std::shared_ptr<HttpDispatcher> dispatcher =
+      HttpDispatcher::Create(io_threads.io().get_executor(), common::SteadyClock::Get(), {},
+                             std::make_shared<DispatchMetrics>(registry));
+  FileLister file_lister(*data_roots);
+  HttpLister http_lister;
+  IngressMetrics ingress_metrics(*registry);
+  InvokerService invoker(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics);
+
+  auto metrics_server = common::MetricsServer::Create(flags.metrics_listen, registry);
+  if (!metrics_server.ok()) return metrics_server.status();
+  common::GrpcServerConfig server_config;
+  server_config.listen = flags.listen;
+  server_config.registry = registry;
+  auto server = common::GrpcServer::Start(server_config, {{&invoker, "eofaas.v1.Invoker"}});
+  if (!server.ok()) return server.status();
+
+  // Ready once the first complete set of endpoints is known.
+  DispatcherSink sink(*dispatcher);
+  std::unique_ptr<ControlPlaneWatch> watch;
+  if (static_endpoints) {
+    for (auto& [function, replicas] : *static_endpoints) sink.Update(function, replicas);
+    (*server)->SetServing(true);
+  } else {
+    common::GrpcServer* serving = server->get();
+    watch = std::make_unique<ControlPlaneWatch>(
+        ControlPlaneWatchOptions{.address = flags.control}, sink, [serving] {
+          static std::once_flag once;
+          std::call_once(once, [serving] {
+            common::LogInfo("first endpoints snapshot: serving");
+            serving->SetServing(true);
+          });
+        });
+    watch->Start();
+  }
+  common::LogInfo("eofaas-proxy serving grpc=", Host(flags.listen), ":", (*server)->port(),
+                  " metrics=", Host(flags.metrics_listen), ":", (*metrics_server)->port(),
+                  " endpoints=", static_endpoints ? flags.endpoints : "control:" + flags.control,
+                  " data_roots=", data_roots->roots().size());
+
+  int signal = common::WaitForShutdownSignal();
+  common::LogInfo("signal ", signal, ": draining");
+  // The endpoints stay as they are while in-flight calls finish.
+  if (watch) watch->Stop();
+  // NOT_SERVING, stop accepting, let in-flight calls run for the grace, cancel the rest.
+  (*server)->Shutdown();
+  dispatcher->Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace eofaas::proxy
+
+int main(int argc, char** argv) {
+  eofaas::common::BlockShutdownSignals();
+  absl::Status status = eofaas::proxy::Run(argc, argv);
+  if (!status.ok()) {
+    eofaas::common::LogError("eofaas-proxy: ", status.ToString());
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,44 @@
+"""Prints the JSON stream of an eofaas.v1.Invoker/Map call (as buf curl writes it): every item's
+cursor, replica and result, and the sum of the results' "lines"."""
+
+import base64
+import json
+import sys
+
+
+def events(text):
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return
+        event, position = decoder.raw_decode(text, position)
+        yield event
+
+
+def main():
+    total = 0
+    for event in events(sys.stdin.read()):
+        if "planned" in event:
+            planned = event["planned"]
+            print(f"planned: {planned.get('items', 0)} cursors, {planned.get('bytes', 0)} bytes")
+        elif "item" in event:
+            item = event["item"]
+            cursor = item["cursor"]
+            name = cursor["uri"].rsplit("/", 1)[-1]
+            span = f"[{cursor.get('offset', '0')}, +{cursor.get('length', '0')})"
+            if "result" in item:
+                result = base64.b64decode(item["result"]).decode()
+                total += json.loads(result).get("lines", 0)
+            else:
+                result = json.dumps(item.get("error") or item.get("failure"))
+            print(f"  #{item.get('index', '0'):>2} {name} {span} via {item.get('replica')}: {result}")
+        elif "done" in event:
+            print(f"done: {json.dumps(event['done'])}")
+    print(f"total lines: {total}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+// ControlPlaneWatch against the real eofaas-control: endpoints arrive, survive the control
+// plane's death, and are resynchronised when it is back.
+#include "proxy/discovery/control_plane_watch.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+#include "absl/time/clock.h"
+#include "tests/support/control_plane.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::proxy {
+namespace {
+
+// Keeps what the watch handed over.
+class RecordingSink : public EndpointSink {
+ public:
+  void Update(std::string_view function, std::vector<ReplicaInfo> replicas) override {
+    std::lock_guard lock(mu_);
+    functions_[std::string(function)] = std::move(replicas);
+  }
+  void Remove(std::string_view function) override {
+    std::lock_guard lock(mu_);
+    functions_.erase(std::string(function));
+  }
+  std::map<std::string, std::vector<ReplicaInfo>> functions() {
+    std::lock_guard lock(mu_);
+    return functions_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<ReplicaInfo>> functions_;
+};
+
+bool Eventually(const std::function<bool()>& condition) {
+  for (int i = 0; i < 1000; ++i) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return condition();
+}
+
+TEST(ControlPlaneWatchTest, FollowsEndpointsAndKeepsThemWhileTheControlPlaneIsAway) {
+  tests::TempDir dir;
+  auto plane = tests::ControlPlane::Start({.data_dir = dir / "data"});
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  const std::string address = (*plane)->grpc_address();
+  RecordingSink sink;
+  std::atomic<int> ready{0};
+  ControlPlaneWatch watch({.address = address, .initial_backoff = absl::Milliseconds(20)}, sink,
+                          [&] { ++ready; });
+  watch.Start();
+  ASSERT_TRUE(Eventually([&] { return ready > 0; }));
+
+  eofaas::v1::CreateFunctionRequest create;
+  *create.mutable_function() = tests::ExampleFunction("watched");
+  eofaas::v1::CreateFunctionResponse created;
+  ASSERT_TRUE((*plane)->provision().CreateFunction(tests::Context().get(), create, &created).ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto functions = sink.functions();
+    return functions.count("watched") && functions["watched"].size() == 1;
+  }));
+  const ReplicaInfo replica = sink.functions()["watched"][0];
+  EXPECT_EQ(replica.concurrency, 8);
+  EXPECT_EQ(replica.generation, 1);
+
+  // The control plane dies: the last endpoints stay.
+  (*plane)->Kill();
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_EQ(sink.functions()["watched"].size(), 1u);
+  EXPECT_EQ(sink.functions()["watched"][0].address, replica.address);
+
+  // It comes back on the same address with the same state: a new snapshot, the same replica.
+  const int snapshots = watch.snapshots();
+  auto restarted = tests::ControlPlane::Start(
+      {.data_dir = dir / "data", .flags = {absl::StrCat("--listen=", address)}});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  ASSERT_TRUE(Eventually([&] { return watch.snapshots() > snapshots; }));
+  EXPECT_EQ(sink.functions()["watched"].size(), 1u);
+  EXPECT_EQ(sink.functions()["watched"][0].address, replica.address);
+
+  // Deleted on the control plane: removed here.
+  eofaas::v1::DeleteFunctionRequest remove;
+  remove.set_name("watched");
+  eofaas::v1::DeleteFunctionResponse removed;
+  ASSERT_TRUE(
+      (*restarted)->provision().DeleteFunction(tests::Context().get(), remove, &removed).ok());
+  EXPECT_TRUE(Eventually([&] { return sink.functions().count("watched") == 0; }));
+  watch.Stop();
+}
+
+}  // namespace
+}  // namespace eofaas::proxy

@@ -1,0 +1,464 @@
+// eofaas.v1.Invoker end to end: the real eofaas-proxy fans cursors out over python3 replicas
+// running the python3-linecount example, learnt from the real eofaas-control or from an
+// --endpoints file.
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/subprocess.h"
+#include "tests/integration/proxy/dispatch/replica_processes.h"
+#include "tests/integration/proxy/ingress/proxy_process.h"
+#include "tests/support/control_plane.h"
+#include "tests/support/grpc_health.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::tests {
+namespace {
+
+namespace fs = std::filesystem;
+using eofaas::v1::DataCursor;
+using eofaas::v1::InvokeRequest;
+using eofaas::v1::InvokeResponse;
+using eofaas::v1::MapRequest;
+using eofaas::v1::MapResponse;
+
+const std::string kExamples = EOFAAS_SOURCE_DIR "/examples/data";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What `wc -l` says: the newlines.
+int64_t CountLines(const std::string& path) {
+  const std::string text = ReadFile(path);
+  return std::count(text.begin(), text.end(), '\n');
+}
+
+// A text file of about `bytes` bytes: mostly short lines, some empty, and every 40th line
+// several kilobytes long (longer than the smallest chunks the tests use).
+void WriteText(const std::string& path, size_t bytes) {
+  std::mt19937 random(42);
+  std::string text;
+  for (int line = 0; text.size() < bytes; ++line) {
+    size_t length = line % 40 == 0 ? 1000 + random() % 4000 : random() % 120;
+    for (size_t i = 0; i < length; ++i) text.push_back(static_cast<char>('a' + random() % 26));
+    text.push_back('\n');
+  }
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+google::protobuf::Struct Json(const std::string& text) {
+  google::protobuf::Struct parsed;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &parsed).ok()) << text;
+  return parsed;
+}
+
+double Number(const std::string& json, const std::string& field) {
+  auto fields = Json(json).fields();
+  return fields.count(field) ? fields.at(field).number_value() : -1;
+}
+
+DataCursor FileCursor(const std::string& path) {
+  DataCursor cursor;
+  cursor.set_uri(absl::StrCat("file://", path));
+  cursor.set_framing(eofaas::v1::FRAMING_LINES);
+  return cursor;
+}
+
+struct MapRun {
+  grpc::Status status;
+  std::vector<MapResponse> events;
+};
+
+// A proxy, with helpers to call it. It may read the examples' data and a temporary data root.
+class ProxyTest : public ::testing::Test {
+ protected:
+  void StartProxy(std::vector<std::string> flags) {
+    flags.push_back("--data_root=" + data_root_);
+    flags.push_back("--data_root=" + kExamples);
+    auto proxy = ProxyProcess::Start(std::move(flags), dir_ / "proxy.log");
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    proxy_ = *std::move(proxy);
+  }
+
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "proxy log:\n" << proxy_->Log();
+  }
+
+  grpc::Status Invoke(const InvokeRequest& request, InvokeResponse& response) {
+    return proxy_->invoker().Invoke(Context(absl::Seconds(20)).get(), request, &response);
+  }
+
+  InvokeRequest Request(const std::string& function, const DataCursor& cursor) {
+    InvokeRequest request;
+    request.set_function(function);
+    *request.mutable_cursor() = cursor;
+    return request;
+  }
+
+  MapRun Map(const MapRequest& request) {
+    MapRun run;
+    auto context = Context(absl::Seconds(60));
+    auto reader = proxy_->invoker().Map(context.get(), request);
+    MapResponse event;
+    while (reader->Read(&event)) run.events.push_back(event);
+    run.status = reader->Finish();
+    return run;
+  }
+
+  // Checks the shape of a successful Map: planned, `items` items (each index once), done; and
+  // returns the items by index.
+  std::vector<eofaas::v1::MapItem> Items(const MapRun& run, bool ordered = false) {
+    std::vector<eofaas::v1::MapItem> items;
+    EXPECT_TRUE(run.status.ok()) << run.status.error_message();
+    if (run.events.size() < 2) {
+      ADD_FAILURE() << "only " << run.events.size() << " events";
+      return items;
+    }
+    EXPECT_TRUE(run.events.front().has_planned());
+    EXPECT_TRUE(run.events.back().has_done());
+    const int64_t planned = run.events.front().planned().items();
+    EXPECT_EQ(static_cast<int64_t>(run.events.size()), planned + 2);
+    items.resize(planned);
+    std::set<int64_t> seen;
+    for (size_t i = 1; i + 1 < run.events.size(); ++i) {
+      const auto& item = run.events[i].item();
+      EXPECT_TRUE(seen.insert(item.index()).second) << "index " << item.index() << " twice";
+      if (ordered) {
+        EXPECT_EQ(item.index(), static_cast<int64_t>(i - 1));
+      }
+      if (item.index() >= 0 && item.index() < planned) items[item.index()] = item;
+    }
+    EXPECT_EQ(static_cast<int64_t>(seen.size()), planned);
+    const auto& done = run.events.back().done();
+    EXPECT_EQ(done.succeeded() + done.failed(), planned);
+    return items;
+  }
+
+  TempDir dir_;
+  const std::string data_root_ = [this] {
+    fs::create_directories(dir_ / "data");
+    return dir_ / "data";
+  }();
+  std::unique_ptr<ProxyProcess> proxy_;
+};
+
+// The real control plane runs the linecount example; the proxy follows its endpoints.
+class ControlPlaneProxyTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    auto plane = ControlPlane::Start(
+        {.data_dir = dir_ / "control",
+         .flags = {absl::StrCat("--data_root=", data_root_), "--data_root=" + kExamples}});
+    ASSERT_TRUE(plane.ok()) << plane.status();
+    plane_ = *std::move(plane);
+    eofaas::v1::CreateFunctionRequest create;
+    *create.mutable_function() = ExampleFunction("linecount");
+    eofaas::v1::CreateFunctionResponse created;
+    grpc::Status status = plane_->provision().CreateFunction(Context().get(), create, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    auto ready = plane_->WaitReady("linecount");
+    ASSERT_TRUE(ready.ok()) << ready.status() << "\n" << plane_->Log();
+    StartProxy({"--control=" + plane_->grpc_address()});
+  }
+
+  void TearDown() override {
+    ProxyTest::TearDown();
+    // The control plane is not under test: killing it and its replicas is quicker than a drain.
+    if (plane_) {
+      const std::string instance = plane_->instance();
+      plane_->Kill();
+      KillReplicaGroups(instance);
+    }
+  }
+
+  std::unique_ptr<ControlPlane> plane_;
+};
+
+// One python3 runtime serving the linecount example, named to the proxy by --endpoints.
+class StaticEndpointsProxyTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    auto replica = ReplicaProcess::Start(
+        {"/usr/bin/python3", "-B", EOFAAS_SOURCE_DIR "/templates/python3/runtime/server.py"},
+        {"PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount", "EOFAAS_CONCURRENCY=4",
+         "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"},
+        dir_ / "replica.log", "/healthz");
+    ASSERT_TRUE(replica.ok()) << replica.status();
+    replica_ = *std::move(replica);
+    const std::string endpoints =
+        dir_.Write("endpoints.yaml", absl::StrCat("functions:\n  linecount:\n    - address: ",
+                                                  replica_->address(), "\n      concurrency: 4\n"));
+    StartProxy({"--endpoints=" + endpoints});
+  }
+
+  std::unique_ptr<ReplicaProcess> replica_;
+};
+
+TEST_F(ControlPlaneProxyTest, InvokeRunsTheFunctionOnAFileCursor) {
+  const std::string scene = kExamples + "/scenes/2024-03.txt";
+  InvokeResponse response;
+  grpc::Status status = Invoke(Request("linecount", FileCursor(scene)), response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outcome_case(), InvokeResponse::kResult);
+  EXPECT_EQ(Number(response.result(), "lines"), CountLines(scene));
+  EXPECT_EQ(Number(response.result(), "bytes"), fs::file_size(scene));
+  EXPECT_EQ(response.attempts(), 1);
+  EXPECT_TRUE(absl::StartsWith(response.replica(), "127.0.0.1:")) << response.replica();
+  EXPECT_GT(response.duration().nanos() + response.duration().seconds(), 0);
+
+  // args reach the handler untouched.
+  InvokeRequest filtered = Request("linecount", FileCursor(scene));
+  (*filtered.mutable_args()->mutable_fields())["contains"].set_string_value("T32TQM");
+  ASSERT_TRUE(Invoke(filtered, response).ok());
+  int64_t matching = 0;
+  for (absl::string_view line : absl::StrSplit(ReadFile(scene), '\n')) {
+    matching += absl::StrContains(line, "T32TQM");
+  }
+  EXPECT_GT(matching, 0);
+  EXPECT_EQ(Number(response.result(), "lines"), matching);
+
+  // A handler's error is a successful call that carries it.
+  InvokeRequest bad_args = Request("linecount", FileCursor(scene));
+  (*bad_args.mutable_args()->mutable_fields())["contains"].set_number_value(5);
+  status = Invoke(bad_args, response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outcome_case(), InvokeResponse::kError);
+  EXPECT_EQ(response.error().type(), "FunctionError");
+  EXPECT_TRUE(absl::StrContains(response.error().message(), "contains"))
+      << response.error().message();
+  EXPECT_TRUE(response.error().handled());
+  EXPECT_EQ(response.attempts(), 1);
+
+  // The metrics count both.
+  auto metrics = HttpRequest(proxy_->metrics_address(), "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_TRUE(absl::StrContains(
+      metrics->body, R"(eofaas_proxy_invocations_total{function="linecount",outcome="success"} 2)"))
+      << metrics->body;
+  EXPECT_TRUE(absl::StrContains(
+      metrics->body,
+      R"(eofaas_proxy_invocations_total{function="linecount",outcome="function_error"} 1)"));
+  EXPECT_TRUE(absl::StrContains(
+      metrics->body, R"(eofaas_proxy_invocation_duration_seconds_count{function="linecount"} 3)"));
+  EXPECT_TRUE(
+      absl::StrContains(metrics->body, R"(eofaas_proxy_map_items_total{outcome="success"} 0)"));
+  EXPECT_TRUE(absl::StrContains(metrics->body, R"(grpc_method="Invoke")"));
+}
+
+TEST_F(ControlPlaneProxyTest, MapWithLinesFramingCountsEveryLineOnceForAnyChunkSize) {
+  const std::string path = data_root_ + "/big.txt";
+  WriteText(path, 2'500'000);
+  const int64_t size = fs::file_size(path);
+  const int64_t lines = CountLines(path);
+  // 700 bytes is shorter than the long lines: many chunks own no line at all.
+  for (int64_t chunk : {int64_t{700}, int64_t{64} << 10, int64_t{1} << 20}) {
+    SCOPED_TRACE(absl::StrCat("chunk_bytes ", chunk));
+    MapRequest request;
+    request.set_function("linecount");
+    request.add_inputs(absl::StrCat("file://", path));
+    request.mutable_partitioning()->set_chunk_bytes(chunk);
+    request.mutable_partitioning()->set_framing(eofaas::v1::FRAMING_LINES);
+    const absl::Time start = absl::Now();
+    MapRun run = Map(request);
+    std::vector<eofaas::v1::MapItem> items = Items(run);
+    ASSERT_FALSE(items.empty());
+    std::cerr << "chunk_bytes " << chunk << ": " << items.size() << " items in "
+              << absl::Now() - start << "\n";
+    EXPECT_EQ(run.events.front().planned().items(), (size + chunk - 1) / chunk);
+    EXPECT_EQ(run.events.front().planned().bytes(), size);
+    EXPECT_EQ(run.events.back().done().succeeded(), static_cast<int64_t>(items.size()));
+    int64_t sum_lines = 0;
+    int64_t sum_bytes = 0;
+    for (const auto& item : items) {
+      ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+      EXPECT_EQ(item.cursor().offset(), item.index() * chunk);
+      sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+      sum_bytes += static_cast<int64_t>(Number(item.result(), "bytes"));
+    }
+    EXPECT_EQ(sum_lines, lines);
+    EXPECT_EQ(sum_bytes, size);
+  }
+
+  // In index order, a few at a time.
+  MapRequest ordered;
+  ordered.set_function("linecount");
+  ordered.add_inputs(absl::StrCat("file://", path));
+  ordered.mutable_partitioning()->set_chunk_bytes(16 << 10);
+  ordered.mutable_partitioning()->set_framing(eofaas::v1::FRAMING_LINES);
+  ordered.set_max_in_flight(3);
+  ordered.set_ordered(true);
+  std::vector<eofaas::v1::MapItem> items = Items(Map(ordered), /*ordered=*/true);
+  int64_t sum_lines = 0;
+  for (const auto& item : items) sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+  EXPECT_EQ(sum_lines, lines);
+}
+
+TEST_F(ControlPlaneProxyTest, MapOverDirectoriesRunsEveryFileBelowThem) {
+  const std::string nested = data_root_ + "/set";
+  fs::create_directories(nested + "/2024/03");
+  std::ofstream(nested + "/a.txt") << "one\ntwo\n";
+  std::ofstream(nested + "/2024/03/b.txt") << "three\nfour\nfive\n";
+  MapRequest request;
+  request.set_function("linecount");
+  request.add_inputs("file://" + kExamples + "/scenes/");
+  request.add_inputs("file://" + nested);
+  request.mutable_partitioning()->set_framing(eofaas::v1::FRAMING_LINES);
+  request.set_ordered(true);
+  MapRun run = Map(request);
+  std::vector<eofaas::v1::MapItem> items = Items(run, /*ordered=*/true);
+  ASSERT_EQ(items.size(), 5u);
+  // Inputs in the order given, each one's files sorted by URI.
+  const std::vector<std::string> expected = {
+      kExamples + "/scenes/2024-03.txt", kExamples + "/scenes/2024-04.txt",
+      kExamples + "/scenes/2024-05.txt", nested + "/2024/03/b.txt", nested + "/a.txt"};
+  int64_t bytes = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string canonical = fs::canonical(expected[i]).string();
+    EXPECT_EQ(items[i].cursor().uri(), "file://" + canonical);
+    ASSERT_EQ(items[i].outcome_case(), eofaas::v1::MapItem::kResult) << items[i].ShortDebugString();
+    EXPECT_EQ(Number(items[i].result(), "lines"), CountLines(expected[i]));
+    bytes += fs::file_size(expected[i]);
+  }
+  EXPECT_EQ(run.events.front().planned().bytes(), bytes);
+  EXPECT_EQ(run.events.back().done().succeeded(), 5);
+  EXPECT_EQ(run.events.back().done().failed(), 0);
+}
+
+TEST_F(StaticEndpointsProxyTest, BadRequestsGetTheirCodes) {
+  const DataCursor scene = FileCursor(kExamples + "/scenes/2024-03.txt");
+  InvokeResponse response;
+  auto invoke_status = [&](const InvokeRequest& request) { return Invoke(request, response); };
+
+  grpc::Status status = invoke_status(Request("nope", scene));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  status = invoke_status(Request("Not_A_Name", scene));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "function:")) << status.error_message();
+  InvokeRequest negative = Request("linecount", scene);
+  negative.mutable_timeout()->set_seconds(-1);
+  status = invoke_status(negative);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "timeout:")) << status.error_message();
+  status = invoke_status(Request("linecount", DataCursor()));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "cursor.uri")) << status.error_message();
+  // Outside every data root, directly or through "..".
+  status = invoke_status(Request("linecount", FileCursor("/etc/hostname")));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  status = invoke_status(Request("linecount", FileCursor(data_root_ + "/../../../etc/hostname")));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+
+  auto map_status = [&](const MapRequest& request) {
+    MapRun run = Map(request);
+    EXPECT_TRUE(run.events.empty()) << "a rejected Map sends no event";
+    return run.status;
+  };
+  MapRequest valid;
+  valid.set_function("linecount");
+  valid.add_inputs("file://" + kExamples + "/scenes/");
+  MapRequest request = valid;
+  request.set_function("nope");
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  request = valid;
+  request.mutable_partitioning()->set_chunk_bytes(0);
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "partitioning.chunk_bytes:"))
+      << status.error_message();
+  request = valid;
+  request.clear_inputs();
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "inputs:")) << status.error_message();
+  request = valid;
+  request.add_inputs("file:///etc/");
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "inputs[1]")) << status.error_message();
+  request = valid;
+  request.add_inputs("ftp://example.com/x");
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "inputs[1]")) << status.error_message();
+  request = valid;
+  request.set_max_in_flight(-1);
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "max_in_flight:")) << status.error_message();
+  request = valid;
+  request.mutable_item_timeout()->set_nanos(-5);
+  status = map_status(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "item_timeout:")) << status.error_message();
+}
+
+TEST_F(ControlPlaneProxyTest, KeepsServingWhenTheControlPlaneDies) {
+  const DataCursor scene = FileCursor(kExamples + "/scenes/2024-04.txt");
+  InvokeResponse response;
+  ASSERT_TRUE(Invoke(Request("linecount", scene), response).ok());
+  plane_->Kill();  // the replicas live on; the proxy keeps the endpoints it knew
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(HealthCheck(proxy_->channel()), 1);
+  for (int i = 0; i < 5; ++i) {
+    grpc::Status status = Invoke(Request("linecount", scene), response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(Number(response.result(), "lines"), CountLines(kExamples + "/scenes/2024-04.txt"));
+  }
+  MapRequest request;
+  request.set_function("linecount");
+  request.add_inputs("file://" + kExamples + "/scenes/");
+  EXPECT_EQ(Items(Map(request)).size(), 3u);
+}
+
+TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
+  const std::string path = data_root_ + "/drain.txt";
+  WriteText(path, 400'000);
+  MapRequest request;
+  request.set_function("linecount");
+  request.add_inputs(absl::StrCat("file://", path));
+  request.mutable_partitioning()->set_chunk_bytes(1000);
+  request.mutable_partitioning()->set_framing(eofaas::v1::FRAMING_LINES);
+  request.set_max_in_flight(2);
+  auto context = Context(absl::Seconds(30));
+  auto reader = proxy_->invoker().Map(context.get(), request);
+  MapResponse event;
+  ASSERT_TRUE(reader->Read(&event));
+  ASSERT_TRUE(event.has_planned());
+  const int64_t planned = event.planned().items();
+  proxy_->Terminate();
+  // The Map started before the signal runs to its end; new calls are refused.
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_NE(HealthCheck(proxy_->channel()), 1);
+  int64_t items = 0;
+  bool done = false;
+  while (reader->Read(&event)) {
+    items += event.has_item();
+    done = event.has_done();
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(items, planned);
+  const int exit_status = proxy_->Wait();
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
+      << common::DescribeWaitStatus(exit_status);
+}
+
+}  // namespace
+}  // namespace eofaas::tests

@@ -1,0 +1,94 @@
+// Runs an HttpDispatcher on a two-thread io_context for tests, with helpers to invoke and wait
+// and to read its metrics.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "proxy/dispatch/envelope.h"
+#include "proxy/dispatch/http_dispatcher.h"
+
+namespace eofaas::tests {
+
+class DispatcherHarness {
+ public:
+  explicit DispatcherHarness(proxy::HttpDispatcherOptions options = {}, int threads = 2)
+      : registry_(std::make_shared<prometheus::Registry>()),
+        work_(io_.get_executor()),
+        dispatcher_(proxy::HttpDispatcher::Create(
+            io_.get_executor(), common::SteadyClock::Get(), std::move(options),
+            std::make_shared<proxy::DispatchMetrics>(registry_))) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  ~DispatcherHarness() {
+    dispatcher_->Shutdown();
+    dispatcher_.reset();
+    work_.reset();
+    io_.stop();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  proxy::HttpDispatcher& dispatcher() { return *dispatcher_; }
+  boost::asio::io_context& io() { return io_; }
+
+  static proxy::Invocation MakeInvocation(std::chrono::milliseconds timeout,
+                                          std::string id = "call",
+                                          std::shared_ptr<proxy::CallGroup> group = nullptr,
+                                          int max_attempts = 3) {
+    eofaas::v1::DataCursor cursor;
+    cursor.set_uri("file:///data/x.txt");
+    proxy::Invocation invocation;
+    invocation.body_prefix = proxy::InvokeBodyPrefix(id, cursor, "{}");
+    invocation.deadline = std::chrono::steady_clock::now() + timeout;
+    invocation.max_attempts = max_attempts;
+    invocation.group = std::move(group);
+    return invocation;
+  }
+
+  std::future<proxy::InvokeOutcome> InvokeAsync(const std::string& function,
+                                                proxy::Invocation invocation) {
+    auto promise = std::make_shared<std::promise<proxy::InvokeOutcome>>();
+    auto future = promise->get_future();
+    dispatcher_->Invoke(function, std::move(invocation), [promise](proxy::InvokeOutcome outcome) {
+      promise->set_value(std::move(outcome));
+    });
+    return future;
+  }
+
+  proxy::InvokeOutcome Invoke(const std::string& function,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                              int max_attempts = 3) {
+    return InvokeAsync(function, MakeInvocation(timeout, "call", nullptr, max_attempts)).get();
+  }
+
+  /// The value of a counter or gauge series; -1 when absent.
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    for (const auto& family : registry_->Collect()) {
+      if (family.name != name) continue;
+      for (const auto& metric : family.metric) {
+        std::map<std::string, std::string> have;
+        for (const auto& label : metric.label) have[label.name] = label.value;
+        if (have != labels) continue;
+        return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                              : metric.gauge.value;
+      }
+    }
+    return -1;
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::shared_ptr<proxy::HttpDispatcher> dispatcher_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace eofaas::tests

@@ -1,0 +1,189 @@
+#include "proxy/dispatch/http_client_connection.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
+
+namespace eofaas::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using namespace std::chrono_literals;
+using Connection = HttpClientConnection<beast::test::stream>;
+
+class HttpClientConnectionTest : public ::testing::Test {
+ protected:
+  HttpClientConnectionTest() {
+    beast::test::stream client(io_);
+    remote_.emplace(beast::test::connect(client));
+    connection_ = std::make_shared<Connection>(std::move(client), "replica:8080", options_);
+  }
+
+  HttpResult RoundTrip(std::chrono::milliseconds timeout = 2000ms) {
+    HttpResult result;
+    bool done = false;
+    asio::co_spawn(io_,
+                   connection_->RoundTrip("/invoke", R"({"id":"1")", R"(,"attempt":1})",
+                                          std::chrono::steady_clock::now() + timeout),
+                   [&](std::exception_ptr error, HttpResult r) {
+                     EXPECT_FALSE(error);
+                     result = std::move(r);
+                     done = true;
+                   });
+    io_.restart();
+    io_.run();
+    EXPECT_TRUE(done);
+    return result;
+  }
+
+  // What the remote end received, consumed.
+  std::string Received() {
+    std::string text(remote_->str());
+    remote_->clear();
+    return text;
+  }
+
+  asio::io_context io_;
+  HttpClientOptions options_{.max_response_bytes = 1024, .max_header_bytes = 1024};
+  std::optional<beast::test::stream> remote_;
+  std::shared_ptr<Connection> connection_;
+};
+
+TEST_F(HttpClientConnectionTest, SendsOnePostAndReadsTheResult) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kNone);
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, "hello");
+  EXPECT_EQ(result.function_error, FunctionErrorHeader::kNone);
+  EXPECT_TRUE(connection_->reusable());
+  EXPECT_EQ(Received(),
+            "POST /invoke HTTP/1.1\r\nHost: replica:8080\r\nContent-Type: application/json\r\n"
+            "Content-Length: 22\r\n\r\n{\"id\":\"1\",\"attempt\":1}");
+}
+
+TEST_F(HttpClientConnectionTest, KeepAliveCarriesTheNextRequest) {
+  for (int i = 0; i < 3; ++i) {
+    connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    HttpResult result = RoundTrip();
+    EXPECT_EQ(result.body, "ok");
+    EXPECT_TRUE(connection_->reusable());
+  }
+  const std::string received = Received();
+  size_t requests = 0;
+  for (size_t at = 0; (at = received.find("POST /invoke", at)) != std::string::npos; ++at) {
+    ++requests;
+  }
+  EXPECT_EQ(requests, 3u);
+}
+
+TEST_F(HttpClientConnectionTest, FunctionErrorHeader) {
+  connection_->stream().append(
+      "HTTP/1.1 200 OK\r\nx-eofaas-function-error: handled\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(RoundTrip().function_error, FunctionErrorHeader::kHandled);
+  connection_->stream().append(
+      "HTTP/1.1 200 OK\r\nX-Eofaas-Function-Error: unhandled\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(RoundTrip().function_error, FunctionErrorHeader::kUnhandled);
+}
+
+TEST_F(HttpClientConnectionTest, ChunkedBody) {
+  connection_->stream().append(
+      "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\ndrai\r\n3\r\nnin\r\n1\r\ng\r\n0\r\n\r\n");
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.status, 503);
+  EXPECT_EQ(result.body, "draining");
+  EXPECT_TRUE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, BodyOverTheLimit) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 1025\r\n\r\n");
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kBodyTooLarge);
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, ChunkedBodyOverTheLimit) {
+  std::string chunk(600, 'x');
+  connection_->stream().append("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" +
+                               chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n");
+  EXPECT_EQ(RoundTrip().error, HttpError::kBodyTooLarge);
+}
+
+TEST_F(HttpClientConnectionTest, HeaderOverTheLimitIsAProtocolError) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nX-Big: " + std::string(2000, 'a') +
+                               "\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(RoundTrip().error, HttpError::kProtocol);
+}
+
+TEST_F(HttpClientConnectionTest, GarbageIsAProtocolError) {
+  connection_->stream().append("SSH-2.0-OpenSSH_9.2\r\n\r\n");
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kProtocol);
+  EXPECT_TRUE(result.response_started);
+}
+
+TEST_F(HttpClientConnectionTest, SilentReplicaTimesOut) {
+  const auto start = std::chrono::steady_clock::now();
+  HttpResult result = RoundTrip(50ms);
+  EXPECT_EQ(result.error, HttpError::kTimeout);
+  EXPECT_FALSE(result.response_started);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, SlowBodyTimesOut) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  HttpResult result = RoundTrip(50ms);
+  EXPECT_EQ(result.error, HttpError::kTimeout);
+  EXPECT_TRUE(result.response_started);
+}
+
+TEST_F(HttpClientConnectionTest, PeerClosingBeforeAnswering) {
+  remote_->close();
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kClosed);
+  EXPECT_FALSE(result.response_started);  // safe to send again on a fresh connection
+}
+
+TEST_F(HttpClientConnectionTest, PeerClosingMidResponse) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  connection_->stream().close_remote();
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kClosed);
+  EXPECT_TRUE(result.response_started);
+}
+
+TEST_F(HttpClientConnectionTest, ConnectionCloseIsNotReused) {
+  connection_->stream().append(
+      "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_EQ(RoundTrip().body, "ok");
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, Http10WithoutKeepAliveIsNotReused) {
+  connection_->stream().append("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_EQ(RoundTrip().body, "ok");
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, UnrequestedBytesMakeItUnusable) {
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200");
+  EXPECT_EQ(RoundTrip().body, "ok");
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(HttpClientConnectionTest, AbortEndsTheRoundTrip) {
+  asio::steady_timer timer(io_, 20ms);
+  timer.async_wait([&](auto) { connection_->Abort(); });
+  HttpResult result = RoundTrip(5000ms);
+  EXPECT_EQ(result.error, HttpError::kAborted);
+  // Once aborted, it stays unusable.
+  EXPECT_EQ(RoundTrip().error, HttpError::kAborted);
+}
+
+}  // namespace
+}  // namespace eofaas::proxy
