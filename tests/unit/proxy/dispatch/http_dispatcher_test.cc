@@ -1,8 +1,6 @@
 #include "proxy/dispatch/http_dispatcher.h"
 
 #include <gtest/gtest.h>
-#include <pthread.h>
-#include <time.h>
 
 #include <boost/asio/post.hpp>
 
@@ -292,61 +290,6 @@ TEST(HttpDispatcherTest, ConnectionsTheReplicaClosedAreNotCountedAsFailures) {
   }
   EXPECT_EQ(replica.requests(), 30);
   EXPECT_EQ(harness.Metric("eofaas_proxy_retries_total", {{"reason", "reset"}}), 0);
-}
-
-}  // namespace
-}  // namespace eofaas::proxy
-
-namespace eofaas::proxy {
-namespace {
-
-// Map's shape: a fixed number of invocations in flight, each completion starting the next. Prints
-// the rate; the bound only catches a collapse (the machine is shared with builds).
-TEST(HttpDispatcherBenchmark, DispatchRateWithAFastReplica) {
-  constexpr int kTotal = 100000;
-  constexpr int kInFlight = 64;
-  FakeReplica replica(Answer({.body = "1"}));
-  DispatcherHarness harness({}, 1);
-  harness.dispatcher().Update("f", {{replica.address(), kInFlight, 1}});
-  std::atomic<int> started = 0, finished = 0, failed = 0;
-  std::promise<void> all_done;
-  std::function<void()> start_one = [&] {
-    if (started.fetch_add(1) >= kTotal) return;
-    harness.dispatcher().Invoke("f", DispatcherHarness::MakeInvocation(30s),
-                                [&](InvokeOutcome outcome) {
-                                  if (!outcome.status.ok()) ++failed;
-                                  start_one();
-                                  // Last: the test's locals go away once the last one is done.
-                                  if (finished.fetch_add(1) + 1 == kTotal) all_done.set_value();
-                                });
-  };
-  // The CPU time of the dispatcher's thread, which the shared machine's load does not inflate.
-  std::promise<clockid_t> thread_clock;
-  boost::asio::post(harness.io(), [&] {
-    clockid_t id;
-    pthread_getcpuclockid(pthread_self(), &id);
-    thread_clock.set_value(id);
-  });
-  const clockid_t clock = thread_clock.get_future().get();
-  auto cpu_seconds = [clock] {
-    timespec now;
-    clock_gettime(clock, &now);
-    return now.tv_sec + now.tv_nsec / 1e9;
-  };
-  const double cpu_start = cpu_seconds();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kInFlight; ++i) start_one();
-  all_done.get_future().wait();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double cpu = cpu_seconds() - cpu_start;
-  std::printf(
-      "dispatch rate: %.0f invocations/s (%d in flight, %d connections); dispatcher thread: "
-      "%.2f us of CPU per invocation, i.e. %.0f invocations/s per core\n",
-      kTotal / seconds, kInFlight, replica.connections(), cpu * 1e6 / kTotal, kTotal / cpu);
-  EXPECT_EQ(failed, 0);
-  EXPECT_LE(replica.connections(), kInFlight);
-  EXPECT_GT(kTotal / seconds, 5000);
 }
 
 }  // namespace
