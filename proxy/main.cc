@@ -37,19 +37,6 @@ struct Flags {
   int64_t threads = 2;
 };
 
-// Discovery hands endpoints to the dispatcher.
-class DispatcherSink final : public EndpointSink {
- public:
-  explicit DispatcherSink(Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
-  void Update(std::string_view function, std::vector<ReplicaInfo> replicas) override {
-    dispatcher_.Update(function, std::move(replicas));
-  }
-  void Remove(std::string_view function) override { dispatcher_.Remove(function); }
-
- private:
-  Dispatcher& dispatcher_;
-};
-
 // The io_context the dispatcher runs on, with its threads.
 class IoThreads {
  public:
@@ -132,7 +119,7 @@ absl::Status Run(int argc, char** argv) {
   if (!server.ok()) return server.status();
 
   // Ready once the first complete set of endpoints is known.
-  DispatcherSink sink(*dispatcher);
+  EndpointSink& sink = *dispatcher;
   std::unique_ptr<ControlPlaneWatch> watch;
   if (static_endpoints) {
     for (auto& [function, replicas] : *static_endpoints) sink.Update(function, replicas);

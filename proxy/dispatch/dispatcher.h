@@ -12,6 +12,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proxy/discovery/endpoint_sink.h"
 #include "proxy/dispatch/balancer.h"
 #include "proxy/dispatch/call_group.h"
 #include "proxy/dispatch/response_parser.h"
@@ -49,17 +50,11 @@ struct InvokeOutcome {
 using InvokeCallback = absl::AnyInvocable<void(InvokeOutcome) &&>;
 
 /// Thread-safe.
-class Dispatcher {
+/// Discovery feeds it as an EndpointSink: Update makes a function known (with no replicas its
+/// invocations fail with UNAVAILABLE); Remove forgets it (queued invocations fail with NOT_FOUND,
+/// those on a replica finish).
+class Dispatcher : public EndpointSink {
  public:
-  virtual ~Dispatcher() = default;
-
-  /// Replaces the replica set of `function`, which becomes known. An empty set keeps the function
-  /// known without replicas (its invocations fail with UNAVAILABLE).
-  virtual void Update(std::string_view function, std::vector<ReplicaInfo> replicas) = 0;
-
-  /// Forgets `function`: queued invocations fail with NOT_FOUND; those on a replica finish.
-  virtual void Remove(std::string_view function) = 0;
-
   /// Runs `invocation` on a replica of `function`. `done` is called exactly once, on one of the
   /// dispatcher's threads and never from inside Invoke.
   virtual void Invoke(std::string_view function, Invocation invocation, InvokeCallback done) = 0;
