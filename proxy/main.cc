@@ -1,5 +1,6 @@
 // eofaas-proxy: wiring only. Parses options, learns replicas (from the control plane or a static
-// file), and serves eofaas.v1.Invoker over the dispatcher until SIGTERM or SIGINT, then drains.
+// file), and serves eofaas.v1.Invoker (gRPC) and the HTTP/1.1 invoke route over the dispatcher
+// until SIGTERM or SIGINT, then drains both.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
@@ -21,6 +22,8 @@
 #include "proxy/discovery/endpoint_sink.h"
 #include "proxy/discovery/static_endpoints.h"
 #include "proxy/dispatch/http_dispatcher.h"
+#include "proxy/ingress/http_ingress.h"
+#include "proxy/ingress/ingress.h"
 #include "proxy/ingress/invoker_service.h"
 #include "proxy/plan/file_lister.h"
 #include "proxy/plan/http_lister.h"
@@ -30,11 +33,13 @@ namespace {
 
 struct Flags {
   std::string listen = "127.0.0.1:50052";
+  std::string http_listen = "127.0.0.1:8080";
   std::string metrics_listen = "127.0.0.1:9465";
   std::string control;
   std::string endpoints;
   std::vector<std::string> data_root;
   int64_t threads = 2;
+  int64_t queue_limit = 1024;
 };
 
 // The io_context the dispatcher runs on, with its threads.
@@ -64,6 +69,7 @@ absl::Status Run(int argc, char** argv) {
       "eofaas-proxy: runs functions over data cursors (gRPC eofaas.v1.Invoker), fanning them out "
       "over the replicas it learns from the control plane (--control) or a file (--endpoints).");
   options.AddString("listen", "gRPC listen address (host:port)", &flags.listen);
+  options.AddString("http_listen", "HTTP/1.1 listen address (host:port)", &flags.http_listen);
   options.AddString("metrics_listen", "Prometheus /metrics listen address", &flags.metrics_listen);
   options.AddString("control", "eofaas-control address (host:port) to learn endpoints from",
                     &flags.control);
@@ -71,7 +77,11 @@ absl::Status Run(int argc, char** argv) {
                     &flags.endpoints);
   options.AddStringList("data_root", "directory file:// cursors and Map inputs may name",
                         &flags.data_root);
-  options.AddInt("threads", "event-loop threads of the dispatcher", &flags.threads);
+  options.AddInt("threads", "event-loop threads (dispatch and HTTP ingress)", &flags.threads);
+  options.AddInt("queue_limit",
+                 "invocations of one function that may wait for a replica; beyond it callers get "
+                 "RESOURCE_EXHAUSTED (HTTP 429)",
+                 &flags.queue_limit);
   if (auto status = options.Parse(argc, argv); !status.ok()) return status;
   if (options.help_requested()) {
     std::cout << options.Usage();
@@ -83,6 +93,10 @@ absl::Status Run(int argc, char** argv) {
   if (flags.threads < 1 || flags.threads > 64) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads: ", flags.threads, " is not in [1, 64]"));
+  }
+  if (flags.queue_limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue_limit: ", flags.queue_limit, " must be at least 1"));
   }
   std::vector<std::string> roots;
   for (const auto& root : flags.data_root) {
@@ -103,12 +117,14 @@ absl::Status Run(int argc, char** argv) {
   auto registry = std::make_shared<prometheus::Registry>();
   IoThreads io_threads(static_cast<int>(flags.threads));
   std::shared_ptr<HttpDispatcher> dispatcher =
-      HttpDispatcher::Create(io_threads.io().get_executor(), common::SteadyClock::Get(), {},
+      HttpDispatcher::Create(io_threads.io().get_executor(), common::SteadyClock::Get(),
+                             {.queue_limit = static_cast<size_t>(flags.queue_limit)},
                              std::make_shared<DispatchMetrics>(registry));
   FileLister file_lister(*data_roots);
   HttpLister http_lister;
   IngressMetrics ingress_metrics(*registry);
-  InvokerService invoker(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics);
+  Ingress ingress(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics);
+  InvokerService invoker(ingress.services());
 
   auto metrics_server = common::MetricsServer::Create(flags.metrics_listen, registry);
   if (!metrics_server.ok()) return metrics_server.status();
@@ -117,6 +133,12 @@ absl::Status Run(int argc, char** argv) {
   server_config.registry = registry;
   auto server = common::GrpcServer::Start(server_config, {{&invoker, "eofaas.v1.Invoker"}});
   if (!server.ok()) return server.status();
+  auto http = HttpIngress::Start(io_threads.io(), ingress.services(),
+                                 HttpIngressOptions{.listen = flags.http_listen});
+  if (!http.ok()) {
+    (*server)->Shutdown();
+    return http.status();
+  }
 
   // Ready once the first complete set of endpoints is known.
   EndpointSink& sink = *dispatcher;
@@ -137,6 +159,7 @@ absl::Status Run(int argc, char** argv) {
     watch->Start();
   }
   common::LogInfo("eofaas-proxy serving grpc=", Host(flags.listen), ":", (*server)->port(),
+                  " http=", Host(flags.http_listen), ":", (*http)->port(),
                   " metrics=", Host(flags.metrics_listen), ":", (*metrics_server)->port(),
                   " endpoints=", static_endpoints ? flags.endpoints : "control:" + flags.control,
                   " data_roots=", data_roots->roots().size());
@@ -145,8 +168,11 @@ absl::Status Run(int argc, char** argv) {
   common::LogInfo("signal ", signal, ": draining");
   // The endpoints stay as they are while in-flight calls finish.
   if (watch) watch->Stop();
-  // NOT_SERVING, stop accepting, let in-flight calls run for the grace, cancel the rest.
+  // Both fronts: stop accepting, let in-flight calls run for the grace, cancel the rest.
+  std::thread http_drain(
+      [&http, grace = server_config.shutdown_grace] { (*http)->Shutdown(grace); });
   (*server)->Shutdown();
+  http_drain.join();
   dispatcher->Shutdown();
   return absl::OkStatus();
 }

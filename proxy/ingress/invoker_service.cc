@@ -5,15 +5,6 @@
 
 namespace eofaas::proxy {
 
-InvokerService::InvokerService(Dispatcher& dispatcher, DataRoots roots, Listers listers,
-                               IngressMetrics& metrics, InvokerOptions options)
-    : roots_(std::move(roots)),
-      listers_(listers),
-      options_(options),
-      services_{dispatcher, roots_, listers_, planners_, cursor_checks_, metrics, options_},
-      planners_("plan", options_.planner_threads, options_.max_queued_plans),
-      cursor_checks_("cursor", options_.cursor_check_threads, options_.max_queued_cursor_checks) {}
-
 grpc::ServerUnaryReactor* InvokerService::Invoke(grpc::CallbackServerContext* context,
                                                  const eofaas::v1::InvokeRequest* request,
                                                  eofaas::v1::InvokeResponse* response) {

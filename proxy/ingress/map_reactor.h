@@ -15,8 +15,8 @@
 #include "absl/time/time.h"
 #include "eofaas/v1/invoker.pb.h"
 #include "proxy/dispatch/call_group.h"
+#include "proxy/ingress/ingress.h"
 #include "proxy/ingress/invocation_setup.h"
-#include "proxy/ingress/invoker_service.h"
 #include "proxy/plan/planner.h"
 
 namespace eofaas::proxy {

@@ -34,7 +34,8 @@ absl::StatusOr<std::unique_ptr<ProxyProcess>> ProxyProcess::Start(std::vector<st
   std::unique_ptr<ProxyProcess> proxy(new ProxyProcess());
   proxy->log_path_ = std::move(log_path);
   common::SpawnOptions spawn;
-  spawn.argv = {EOFAAS_PROXY_BINARY, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"};
+  spawn.argv = {EOFAAS_PROXY_BINARY, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+                "--metrics_listen=127.0.0.1:0"};
   spawn.argv.insert(spawn.argv.end(), flags.begin(), flags.end());
   for (char** var = environ; *var != nullptr; ++var) spawn.env.push_back(*var);
   spawn.output_path = proxy->log_path_;
@@ -46,6 +47,7 @@ absl::StatusOr<std::unique_ptr<ProxyProcess>> ProxyProcess::Start(std::vector<st
     for (absl::string_view line : absl::StrSplit(proxy->Log(), '\n')) {
       if (!absl::StrContains(line, "eofaas-proxy serving")) continue;
       proxy->grpc_address_ = Field(line, "grpc");
+      proxy->http_address_ = Field(line, "http");
       proxy->metrics_address_ = Field(line, "metrics");
     }
     int status;

@@ -16,8 +16,8 @@ namespace eofaas::tests {
 /// One eofaas-proxy process on loopback ports chosen by the kernel.
 class ProxyProcess {
  public:
-  /// Starts the binary with `flags` (besides --listen and --metrics_listen), its output in
-  /// `log_path`, and waits until its health service says SERVING.
+  /// Starts the binary with `flags` (besides --listen, --http_listen and --metrics_listen), its
+  /// output in `log_path`, and waits until its health service says SERVING.
   static absl::StatusOr<std::unique_ptr<ProxyProcess>> Start(std::vector<std::string> flags,
                                                              std::string log_path);
   /// Stops the process gracefully (SIGTERM) when it still runs.
@@ -29,6 +29,7 @@ class ProxyProcess {
   int Wait();
 
   const std::string& grpc_address() const { return grpc_address_; }
+  const std::string& http_address() const { return http_address_; }
   const std::string& metrics_address() const { return metrics_address_; }
   std::string Log() const;
 
@@ -41,6 +42,7 @@ class ProxyProcess {
   pid_t pid_ = -1;
   std::string log_path_;
   std::string grpc_address_;
+  std::string http_address_;
   std::string metrics_address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<eofaas::v1::Invoker::Stub> invoker_;

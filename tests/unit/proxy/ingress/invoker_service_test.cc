@@ -71,12 +71,13 @@ class InvokerServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { fake_.Update("f", {{"127.0.0.1:9001", 4, 1}}); }
 
-  void Start(InvokerOptions options = {}) {
+  void Start(IngressOptions options = {}) {
     auto roots = DataRoots::Create({dir_.path().string()});
     ASSERT_TRUE(roots.ok()) << roots.status();
     file_lister_ = std::make_unique<FileLister>(*roots);
-    service_ = std::make_unique<InvokerService>(fake_, *roots, Listers{.file = file_lister_.get()},
-                                                metrics_, options);
+    ingress_ = std::make_unique<Ingress>(fake_, *roots, Listers{.file = file_lister_.get()},
+                                         metrics_, options);
+    service_ = std::make_unique<InvokerService>(ingress_->services());
     auto server =
         common::GrpcServer::Start({.listen = "127.0.0.1:0", .shutdown_grace = absl::Seconds(1)},
                                   {{service_.get(), "eofaas.v1.Invoker"}});
@@ -161,6 +162,7 @@ class InvokerServiceTest : public ::testing::Test {
   IngressMetrics metrics_{registry_};
   tests::FakeDispatcher fake_;
   std::unique_ptr<FileLister> file_lister_;
+  std::unique_ptr<Ingress> ingress_;
   std::unique_ptr<InvokerService> service_;
   std::unique_ptr<common::GrpcServer> server_;
   std::unique_ptr<eofaas::v1::Invoker::Stub> stub_;

@@ -1,0 +1,104 @@
+#include "proxy/ingress/invoke_call.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "proxy/dispatch/envelope.h"
+#include "proxy/ingress/request_validation.h"
+#include "proxy/plan/cursor_validation.h"
+
+namespace eofaas::proxy {
+namespace {
+
+// The state of one call between its steps; freed when `done` has been called.
+struct InvokeCall {
+  const IngressServices& services;
+  const eofaas::v1::InvokeRequest& request;
+  eofaas::v1::InvokeResponse& response;
+  std::shared_ptr<CallGroup> group;
+  InvokeDone done;
+  std::string args_json;
+  SteadyTime deadline;
+};
+
+void Complete(std::unique_ptr<InvokeCall> call, InvokeOutcome outcome) {
+  IngressMetrics::Invocation(call->services.metrics.Function(call->request.function()),
+                             OutcomeOf(outcome), outcome.duration);
+  if (!outcome.status.ok()) return std::move(call->done)(std::move(outcome.status));
+  eofaas::v1::InvokeResponse& response = call->response;
+  if (outcome.error) {
+    eofaas::v1::FunctionError* error = response.mutable_error();
+    error->set_type(std::move(outcome.error->type));
+    error->set_message(std::move(outcome.error->message));
+    error->set_handled(outcome.error->handled);
+  } else {
+    response.set_result(std::move(outcome.result));
+  }
+  response.set_replica(std::move(outcome.replica));
+  response.set_attempts(outcome.attempts);
+  SetDuration(outcome.duration, response.mutable_duration());
+  std::move(call->done)(absl::OkStatus());
+}
+
+// Checks the cursor against the data roots (this may touch the file system), then dispatches.
+void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
+  if (auto status = ValidateCursor(call->request.cursor(), call->services.roots); !status.ok()) {
+    return std::move(call->done)(std::move(status));
+  }
+  Invocation invocation;
+  invocation.body_prefix =
+      InvokeBodyPrefix(NewRequestId(), call->request.cursor(), call->args_json);
+  invocation.deadline = call->deadline;
+  invocation.max_attempts = call->services.options.max_attempts;
+  invocation.group = call->group;
+  Dispatcher& dispatcher = call->services.dispatcher;
+  const std::string& function = call->request.function();
+  dispatcher.Invoke(function, std::move(invocation),
+                    [call = std::move(call)](InvokeOutcome outcome) mutable {
+                      Complete(std::move(call), std::move(outcome));
+                    });
+}
+
+}  // namespace
+
+void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeRequest& request,
+                 std::optional<SteadyTime> caller_deadline, std::shared_ptr<CallGroup> group,
+                 eofaas::v1::InvokeResponse& response, InvokeDone done) {
+  // The budget counts from the request's arrival, cursor check included.
+  const SteadyTime arrival = std::chrono::steady_clock::now();
+  if (auto status = ValidateInvokeRequest(request); !status.ok()) {
+    return std::move(done)(std::move(status));
+  }
+  absl::StatusOr<std::string> args = ArgsJson(request.args());
+  if (!args.ok()) return std::move(done)(args.status());
+  // An unknown function is answered before the data roots are consulted.
+  if (auto capacity = services.dispatcher.Capacity(request.function()); !capacity.ok()) {
+    return std::move(done)(capacity.status());
+  }
+  auto call = std::make_unique<InvokeCall>(InvokeCall{
+      .services = services,
+      .request = request,
+      .response = response,
+      .group = std::move(group),
+      .done = std::move(done),
+      .args_json = *std::move(args),
+      .deadline =
+          InvocationDeadline(caller_deadline, *NonNegativeDuration(request.timeout(), "timeout"),
+                             services.options.default_timeout, arrival)});
+  // Only file:// cursors touch the file system (http and s3 objects are not contacted).
+  if (!absl::StartsWithIgnoreCase(request.cursor().uri(), "file:")) {
+    return CheckCursorAndDispatch(std::move(call));
+  }
+  // The pool's tasks are copyable functions: the call travels as a raw pointer, owned again by
+  // the task or, when the pool refuses it, here.
+  InvokeCall* pending = call.release();
+  if (!services.cursor_checks.Submit(
+          [pending] { CheckCursorAndDispatch(std::unique_ptr<InvokeCall>(pending)); })) {
+    std::unique_ptr<InvokeCall> refused(pending);
+    std::move(refused->done)(
+        absl::ResourceExhaustedError("too many cursor checks are waiting; retry later"));
+  }
+}
+
+}  // namespace eofaas::proxy

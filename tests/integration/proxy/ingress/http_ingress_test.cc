@@ -1,0 +1,288 @@
+// The HTTP/1.1 ingress end to end: the real eofaas-proxy (--endpoints) in front of python3
+// replicas running the linecount example and of fault replicas (tests/fixtures/fault_replica.py),
+// called over keep-alive connections.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/proxy/dispatch/replica_processes.h"
+#include "tests/integration/proxy/ingress/proxy_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+
+namespace eofaas::tests {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+const std::string kScene = EOFAAS_SOURCE_DIR "/examples/data/scenes/2024-03.txt";
+
+struct Answer {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+  bool keep_alive = false;
+};
+
+// One client connection, kept alive between requests.
+class Connection {
+ public:
+  explicit Connection(const std::string& address) : socket_(io_) {
+    const size_t colon = address.rfind(':');
+    asio::ip::tcp::resolver resolver(io_);
+    asio::connect(socket_, resolver.resolve(address.substr(0, colon), address.substr(colon + 1)));
+  }
+
+  Answer Send(const std::string& method, const std::string& target, const std::string& body,
+              const std::string& content_type = "application/json") {
+    http::request<http::string_body> request(http::string_to_verb(method), target, 11);
+    request.set(http::field::host, "proxy");
+    if (!content_type.empty()) request.set(http::field::content_type, content_type);
+    request.body() = body;
+    request.prepare_payload();
+    http::write(socket_, request);
+    http::response<http::string_body> response;
+    http::read(socket_, buffer_, response);
+    Answer answer{.status = static_cast<int>(response.result_int()),
+                  .body = response.body(),
+                  .keep_alive = response.keep_alive()};
+    for (const auto& field : response) {
+      answer.headers[std::string(field.name_string())] = std::string(field.value());
+    }
+    return answer;
+  }
+
+  // True when the server closed the connection (a read finds its end).
+  bool ClosedByServer() {
+    boost::system::error_code error;
+    char byte;
+    socket_.read_some(asio::buffer(&byte, 1), error);
+    return error == asio::error::eof || error == asio::error::connection_reset;
+  }
+
+ private:
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+// The lines of the file at `path` that contain `text`.
+int LinesContaining(const std::string& path, const std::string& text) {
+  std::ifstream in(path);
+  int count = 0;
+  for (std::string line; std::getline(in, line);) count += absl::StrContains(line, text);
+  return count;
+}
+
+std::string InvokeBody(const std::string& uri, const std::string& extra = "") {
+  return absl::StrCat(R"({"cursor": {"uri": "file://)", uri, R"(", "framing": "FRAMING_LINES"})",
+                      extra, "}");
+}
+
+class HttpIngressTest : public ::testing::Test {
+ protected:
+  // The proxy over these --endpoints functions (name → "address:concurrency" list), with `flags`.
+  void StartProxy(const std::map<std::string, std::vector<std::string>>& functions,
+                  std::vector<std::string> flags = {}) {
+    std::string yaml = "functions:\n";
+    for (const auto& [name, replicas] : functions) {
+      absl::StrAppend(&yaml, "  ", name, ":", replicas.empty() ? " []" : "", "\n");
+      for (const auto& replica : replicas) {
+        const size_t colon = replica.rfind(':');
+        absl::StrAppend(&yaml, "    - address: ", replica.substr(0, colon),
+                        "\n      concurrency: ", replica.substr(colon + 1), "\n");
+      }
+    }
+    flags.push_back("--endpoints=" + dir_.Write("endpoints.yaml", yaml));
+    flags.push_back("--data_root=" EOFAAS_SOURCE_DIR "/examples/data");
+    auto proxy = ProxyProcess::Start(std::move(flags), dir_ / "proxy.log");
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    proxy_ = *std::move(proxy);
+  }
+
+  std::unique_ptr<ReplicaProcess> StartLinecount() {
+    auto replica = ReplicaProcess::Start(
+        {"/usr/bin/python3", "-B", EOFAAS_SOURCE_DIR "/templates/python3/runtime/server.py"},
+        {"PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount", "EOFAAS_CONCURRENCY=4",
+         "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"},
+        dir_ / "linecount.log", "/healthz");
+    EXPECT_TRUE(replica.ok()) << replica.status();
+    return replica.ok() ? *std::move(replica) : nullptr;
+  }
+
+  std::unique_ptr<ReplicaProcess> StartFault(const std::string& name,
+                                             std::vector<std::string> env) {
+    auto replica = StartFaultReplica(dir_, name, std::move(env));
+    EXPECT_TRUE(replica.ok()) << replica.status();
+    return replica.ok() ? *std::move(replica) : nullptr;
+  }
+
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "proxy log:\n" << proxy_->Log();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ProxyProcess> proxy_;
+};
+
+TEST_F(HttpIngressTest, InvokesOverKeepAliveConnections) {
+  auto replica = StartLinecount();
+  ASSERT_NE(replica, nullptr);
+  StartProxy({{"linecount", {replica->address() + ":4"}}});
+  Connection connection(proxy_->http_address());
+
+  Answer answer = connection.Send("POST", "/v1/functions/linecount:invoke", InvokeBody(kScene));
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(answer.body, R"({"lines":25,"bytes":2138,"part":0})");
+  EXPECT_EQ(answer.headers["Content-Type"], "application/octet-stream");
+  EXPECT_EQ(answer.headers["X-Eofaas-Replica"], replica->address());
+  EXPECT_EQ(answer.headers["X-Eofaas-Attempts"], "1");
+  EXPECT_TRUE(answer.keep_alive);
+
+  // The same connection again, with args reaching the handler untouched.
+  answer = connection.Send("POST", "/v1/functions/linecount:invoke",
+                           InvokeBody(kScene, R"(, "args": {"contains": "T32TQM"})"));
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(answer.body, absl::StrCat(R"({"lines":)", LinesContaining(kScene, "T32TQM"),
+                                      R"(,"bytes":2138,"part":0})"));
+
+  // A function error: 200, the header, and the error as the replica reported it.
+  answer = connection.Send("POST", "/v1/functions/linecount:invoke",
+                           InvokeBody(kScene, R"(, "args": {"contains": 7})"));
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.headers["X-Eofaas-Function-Error"], "handled");
+  EXPECT_EQ(answer.headers["Content-Type"], "application/json");
+  EXPECT_EQ(answer.body,
+            R"({"error":{"type":"FunctionError","message":"args.contains must be a string"}})");
+
+  auto metrics = HttpRequest(proxy_->metrics_address(), "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_TRUE(absl::StrContains(
+      metrics->body, R"(eofaas_proxy_invocations_total{function="linecount",outcome="success"} 2)"))
+      << metrics->body;
+}
+
+TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
+  auto replica = StartLinecount();
+  ASSERT_NE(replica, nullptr);
+  StartProxy({{"linecount", {replica->address() + ":4"}}});
+  Connection connection(proxy_->http_address());
+  const std::string invoke = "/v1/functions/linecount:invoke";
+  auto expect = [&](const Answer& answer, int status, const std::string& code,
+                    const std::string& message_start) {
+    EXPECT_EQ(answer.status, status) << answer.body;
+    EXPECT_TRUE(absl::StartsWith(answer.body, absl::StrCat(R"({"error":{"code":")", code,
+                                                           R"(","message":")", message_start)))
+        << answer.body;
+  };
+
+  expect(connection.Send("POST", "/v1/functions/nope:invoke", InvokeBody(kScene)), 404, "NOT_FOUND",
+         "");
+  expect(connection.Send("POST", "/v1/functions/Not_A_Name:invoke", InvokeBody(kScene)), 400,
+         "INVALID_ARGUMENT", "function:");
+  expect(connection.Send("POST", invoke, R"({"cursor": {}})"), 400, "INVALID_ARGUMENT",
+         "cursor.uri");
+  expect(connection.Send("POST", invoke,
+                         R"({"cursor": {"uri": "file://)" + kScene + R"(", "offset": "-1"}})"),
+         400, "INVALID_ARGUMENT", "cursor.offset");
+  expect(connection.Send("POST", invoke, R"({"cursor": )"), 400, "INVALID_ARGUMENT", "body:");
+  expect(connection.Send("POST", invoke, R"({"cursor": {"uri": "file:///x"}, "extra": 1})"), 400,
+         "INVALID_ARGUMENT", "body:");
+  expect(connection.Send("POST", invoke, R"({"function": "linecount"})"), 400, "INVALID_ARGUMENT",
+         "body: function");
+  expect(connection.Send("POST", invoke, InvokeBody(kScene, R"(, "timeout": "-1s")")), 400,
+         "INVALID_ARGUMENT", "timeout:");
+  expect(connection.Send("POST", invoke, InvokeBody("/etc/hostname")), 403, "PERMISSION_DENIED",
+         "");
+  expect(connection.Send("POST", invoke,
+                         InvokeBody(EOFAAS_SOURCE_DIR "/examples/data/../../../etc/hostname")),
+         403, "PERMISSION_DENIED", "");
+  expect(connection.Send("POST", invoke, InvokeBody(kScene), "text/plain"), 415, "INVALID_ARGUMENT",
+         "Content-Type");
+  expect(connection.Send("POST", "/v1/functions/linecount", InvokeBody(kScene)), 404, "NOT_FOUND",
+         "no route");
+  Answer get = connection.Send("GET", invoke, "", "");
+  expect(get, 405, "INVALID_ARGUMENT", "method GET");
+  EXPECT_EQ(get.headers["Allow"], "POST");
+  // Every answer kept the connection: it still serves.
+  EXPECT_EQ(connection.Send("POST", invoke, InvokeBody(kScene)).status, 200);
+
+  // A body over the limit ends the connection with 413.
+  Connection big(proxy_->http_address());
+  Answer too_large = big.Send("POST", invoke, std::string(2 << 20, ' '));
+  EXPECT_EQ(too_large.status, 413);
+  EXPECT_FALSE(too_large.keep_alive);
+}
+
+TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=1500"});
+  ASSERT_NE(slow, nullptr);
+  // Nothing listens on the port of a replica that was started and stopped.
+  std::string gone;
+  {
+    auto stopped = StartFault("stopped", {});
+    ASSERT_NE(stopped, nullptr);
+    gone = stopped->address();
+  }
+  StartProxy({{"slow", {slow->address() + ":1"}}, {"empty", {}}, {"gone", {gone + ":1"}}},
+             {"--queue_limit=1"});
+  const std::string body = InvokeBody(kScene);
+
+  Connection connection(proxy_->http_address());
+  EXPECT_EQ(connection.Send("POST", "/v1/functions/empty:invoke", body).status, 503);
+  EXPECT_EQ(connection.Send("POST", "/v1/functions/gone:invoke", body).status, 503);
+  Answer late = connection.Send("POST", "/v1/functions/slow:invoke",
+                                InvokeBody(kScene, R"(, "timeout": "0.3s")"));
+  EXPECT_EQ(late.status, 504) << late.body;
+
+  // One call on the replica, one queued: the next one finds the queue full.
+  auto call = [&] {
+    Connection own(proxy_->http_address());
+    return own.Send("POST", "/v1/functions/slow:invoke", body).status;
+  };
+  std::future<int> running = std::async(std::launch::async, call);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::future<int> queued = std::async(std::launch::async, call);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(call(), 429);
+  EXPECT_EQ(running.get(), 200);
+  EXPECT_EQ(queued.get(), 200);
+}
+
+TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=800"});
+  ASSERT_NE(slow, nullptr);
+  StartProxy({{"slow", {slow->address() + ":4"}}});
+  Connection idle(proxy_->http_address());
+  EXPECT_EQ(idle.Send("POST", "/v1/functions/slow:invoke", InvokeBody(kScene)).status, 200);
+
+  std::future<Answer> in_progress = std::async(std::launch::async, [&] {
+    Connection busy(proxy_->http_address());
+    return busy.Send("POST", "/v1/functions/slow:invoke", InvokeBody(kScene));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  proxy_->Terminate();
+  EXPECT_TRUE(idle.ClosedByServer());
+  Answer answer = in_progress.get();
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_FALSE(answer.keep_alive);
+  const int status = proxy_->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << proxy_->Log();
+}
+
+}  // namespace
+}  // namespace eofaas::tests
