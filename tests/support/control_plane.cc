@@ -192,8 +192,9 @@ eofaas::v1::Function ExampleFunction(const std::string& name, const std::string&
 
 namespace {
 
-// Process groups of `instance`'s replicas, each with its "<function>/<generation>".
-std::map<pid_t, std::string> FindGroups(const std::string& instance) {
+// Process groups of `instance`'s replicas (only the one on `port`, when given), each with its
+// "<function>/<generation>".
+std::map<pid_t, std::string> FindGroups(const std::string& instance, const std::string& port = "") {
   std::map<pid_t, std::string> groups;
   if (instance.empty()) return groups;
   for (const auto& entry : fs::directory_iterator("/proc")) {
@@ -206,6 +207,7 @@ std::map<pid_t, std::string> FindGroups(const std::string& instance) {
       vars[kv.first] = kv.second;
     }
     if (vars["EOFAAS_INSTANCE"] != instance) continue;
+    if (!port.empty() && vars["EOFAAS_PORT"] != port) continue;
     pid_t pgid = getpgid(pid);
     if (pgid > 0) {
       groups[pgid] = absl::StrCat(vars["EOFAAS_FUNCTION"], "/", vars["EOFAAS_GENERATION"]);
@@ -225,6 +227,19 @@ std::vector<std::string> ReplicaGroups(const std::string& instance) {
 
 void KillReplicaGroups(const std::string& instance) {
   for (const auto& [pgid, label] : FindGroups(instance)) kill(-pgid, SIGKILL);
+}
+
+bool KillReplicaGroup(const std::string& instance, const std::string& address) {
+  const auto groups = FindGroups(instance, address.substr(address.rfind(':') + 1));
+  for (const auto& [pgid, label] : groups) kill(-pgid, SIGKILL);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (const auto& [pgid, label] : groups) {
+    pid_t live_member = 0;
+    while (common::ProcessGroupAlive(pgid, &live_member) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  return !groups.empty();
 }
 
 }  // namespace eofaas::tests

@@ -86,6 +86,11 @@ std::vector<std::string> ReplicaGroups(const std::string& instance);
 /// SIGKILLs every replica process group of `instance`.
 void KillReplicaGroups(const std::string& instance);
 
+/// SIGKILLs the process group of `instance`'s replica listening on `address` ("127.0.0.1:<port>",
+/// as the proxy names replicas) and waits until its processes are gone (10 s at most). False when
+/// no such replica runs.
+bool KillReplicaGroup(const std::string& instance, const std::string& address);
+
 /// A grpc::ClientContext with a deadline `timeout` from now.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));
 

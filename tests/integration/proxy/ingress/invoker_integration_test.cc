@@ -1,6 +1,6 @@
 // eofaas.v1.Invoker end to end: the real eofaas-proxy fans cursors out over python3 replicas
 // running the python3-linecount example, learnt from the real eofaas-control or from an
-// --endpoints file.
+// --endpoints file (with misbehaving replicas beside them), over files and over nginx.
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
@@ -23,6 +23,7 @@
 #include "tests/support/control_plane.h"
 #include "tests/support/grpc_health.h"
 #include "tests/support/http_client.h"
+#include "tests/support/nginx.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::tests {
@@ -72,12 +73,36 @@ double Number(const std::string& json, const std::string& field) {
   return fields.count(field) ? fields.at(field).number_value() : -1;
 }
 
+// The lines a LINES-framed chunk [offset, offset+length) of `text` owns: those starting in it.
+int64_t OwnedLines(const std::string& text, int64_t offset, int64_t length) {
+  const int64_t end = std::min<int64_t>(offset + length, text.size());
+  int64_t lines = 0;
+  for (int64_t at = offset; at < end; ++at) lines += at == 0 || text[at - 1] == '\n';
+  return lines;
+}
+
 DataCursor FileCursor(const std::string& path) {
   DataCursor cursor;
   cursor.set_uri(absl::StrCat("file://", path));
   cursor.set_framing(eofaas::v1::FRAMING_LINES);
   return cursor;
 }
+
+// A Map of linecount over `input` in LINES-framed chunks of `chunk_bytes`.
+MapRequest LinesMap(const std::string& input, int64_t chunk_bytes) {
+  MapRequest request;
+  request.set_function("linecount");
+  request.add_inputs(input);
+  request.mutable_partitioning()->set_chunk_bytes(chunk_bytes);
+  request.mutable_partitioning()->set_framing(eofaas::v1::FRAMING_LINES);
+  return request;
+}
+
+// A replica as an --endpoints file names it.
+struct Endpoint {
+  std::string address;
+  int concurrency;
+};
 
 struct MapRun {
   grpc::Status status;
@@ -93,6 +118,36 @@ class ProxyTest : public ::testing::Test {
     auto proxy = ProxyProcess::Start(std::move(flags), dir_ / "proxy.log");
     ASSERT_TRUE(proxy.ok()) << proxy.status();
     proxy_ = *std::move(proxy);
+  }
+
+  // Starts the proxy with an --endpoints file naming these replicas of linecount.
+  void StartProxyWithEndpoints(const std::vector<Endpoint>& replicas) {
+    std::string yaml = "functions:\n  linecount:\n";
+    for (const auto& replica : replicas) {
+      absl::StrAppend(&yaml, "    - address: ", replica.address,
+                      "\n      concurrency: ", replica.concurrency, "\n");
+    }
+    StartProxy({"--endpoints=" + dir_.Write("endpoints.yaml", yaml)});
+  }
+
+  // The python3 runtime serving the linecount example, `concurrency` invocations at once.
+  std::unique_ptr<ReplicaProcess> StartLinecount(const std::string& name, int concurrency = 4) {
+    auto replica = ReplicaProcess::Start(
+        {"/usr/bin/python3", "-B", EOFAAS_SOURCE_DIR "/templates/python3/runtime/server.py"},
+        {"PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount",
+         absl::StrCat("EOFAAS_CONCURRENCY=", concurrency),
+         "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"},
+        dir_ / (name + ".log"), "/healthz");
+    EXPECT_TRUE(replica.ok()) << replica.status();
+    return replica.ok() ? *std::move(replica) : nullptr;
+  }
+
+  // tests/fixtures/fault_replica.py steered by `env`.
+  std::unique_ptr<ReplicaProcess> StartFault(const std::string& name,
+                                             std::vector<std::string> env) {
+    auto replica = StartFaultReplica(dir_, name, std::move(env));
+    EXPECT_TRUE(replica.ok()) << replica.status();
+    return replica.ok() ? *std::move(replica) : nullptr;
   }
 
   void TearDown() override {
@@ -160,6 +215,9 @@ class ProxyTest : public ::testing::Test {
 // The real control plane runs the linecount example; the proxy follows its endpoints.
 class ControlPlaneProxyTest : public ProxyTest {
  protected:
+  // The function deployed as "linecount"; SetUp waits for its min_replicas.
+  virtual eofaas::v1::Function Deployed() { return ExampleFunction("linecount"); }
+
   void SetUp() override {
     auto plane = ControlPlane::Start(
         {.data_dir = dir_ / "control",
@@ -167,11 +225,12 @@ class ControlPlaneProxyTest : public ProxyTest {
     ASSERT_TRUE(plane.ok()) << plane.status();
     plane_ = *std::move(plane);
     eofaas::v1::CreateFunctionRequest create;
-    *create.mutable_function() = ExampleFunction("linecount");
+    *create.mutable_function() = Deployed();
     eofaas::v1::CreateFunctionResponse created;
     grpc::Status status = plane_->provision().CreateFunction(Context().get(), create, &created);
     ASSERT_TRUE(status.ok()) << status.error_message();
-    auto ready = plane_->WaitReady("linecount");
+    auto ready =
+        plane_->WaitReady("linecount", std::max(1, create.function().scaling().min_replicas()));
     ASSERT_TRUE(ready.ok()) << ready.status() << "\n" << plane_->Log();
     StartProxy({"--control=" + plane_->grpc_address()});
   }
@@ -193,20 +252,46 @@ class ControlPlaneProxyTest : public ProxyTest {
 class StaticEndpointsProxyTest : public ProxyTest {
  protected:
   void SetUp() override {
-    auto replica = ReplicaProcess::Start(
-        {"/usr/bin/python3", "-B", EOFAAS_SOURCE_DIR "/templates/python3/runtime/server.py"},
-        {"PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount", "EOFAAS_CONCURRENCY=4",
-         "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"},
-        dir_ / "replica.log", "/healthz");
-    ASSERT_TRUE(replica.ok()) << replica.status();
-    replica_ = *std::move(replica);
-    const std::string endpoints =
-        dir_.Write("endpoints.yaml", absl::StrCat("functions:\n  linecount:\n    - address: ",
-                                                  replica_->address(), "\n      concurrency: 4\n"));
-    StartProxy({"--endpoints=" + endpoints});
+    replica_ = StartLinecount("replica");
+    ASSERT_TRUE(replica_);
+    StartProxyWithEndpoints({{replica_->address(), 4}});
   }
 
   std::unique_ptr<ReplicaProcess> replica_;
+};
+
+// Replicas the tests start themselves, named to the proxy by --endpoints: the linecount runtime
+// beside misbehaving ones (tests/fixtures/fault_replica.py).
+using FaultyEndpointsProxyTest = ProxyTest;
+
+// linecount, except that a cursor whose part is args["hold_from"] or later waits until the file
+// args["release"] exists: the test decides when those cursors may finish.
+constexpr char kHoldingHandler[] = R"PY(import os
+import time
+
+import linecount
+
+
+def handle(data, ctx):
+    hold_from = ctx.args.get("hold_from")
+    if hold_from is not None and (data.cursor.part or 0) >= hold_from:
+        while not os.path.exists(ctx.args["release"]):
+            time.sleep(0.01)
+    return linecount.handle(data, ctx)
+)PY";
+
+// The control plane runs linecount behind kHoldingHandler on two replicas of four slots each.
+class HeldReplicasProxyTest : public ControlPlaneProxyTest {
+ protected:
+  eofaas::v1::Function Deployed() override {
+    eofaas::v1::Function function = ExampleFunction("linecount");
+    auto& files = *function.mutable_files();
+    files["linecount.py"] = files["handler.py"];
+    files["handler.py"] = kHoldingHandler;
+    function.mutable_scaling()->set_min_replicas(2);
+    function.mutable_scaling()->set_target_concurrency(4);
+    return function;
+  }
 };
 
 TEST_F(ControlPlaneProxyTest, InvokeRunsTheFunctionOnAFileCursor) {
@@ -458,6 +543,234 @@ TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
   const int exit_status = proxy_->Wait();
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
       << common::DescribeWaitStatus(exit_status);
+}
+
+// nginx is the data store: the proxy sizes the object with HEAD and splits it because nginx takes
+// byte ranges; the sandboxed replicas, on the host's loopback, read their chunks with Range.
+TEST_F(ControlPlaneProxyTest, MapOverAnHttpObjectSplitsItIntoRanges) {
+  // Served from outside every data root: the replicas can only read it over http.
+  const std::string path = dir_ / "www/big.txt";
+  fs::create_directories(dir_ / "www");
+  WriteText(path, 2'000'000);
+  const int64_t size = fs::file_size(path);
+  const int64_t lines = CountLines(path);
+  auto nginx = Nginx::Start(dir_ / "www", dir_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  int64_t total_items = 0;
+  // 2000 bytes is shorter than most long lines: many chunks own no line at all.
+  for (int64_t chunk : {int64_t{64} << 10, int64_t{2000}}) {
+    SCOPED_TRACE(absl::StrCat("chunk_bytes ", chunk));
+    const absl::Time start = absl::Now();
+    MapRun run = Map(LinesMap((*nginx)->Url("big.txt"), chunk));
+    std::vector<eofaas::v1::MapItem> items = Items(run);
+    ASSERT_FALSE(items.empty());
+    std::cerr << "http chunk_bytes " << chunk << ": " << items.size() << " items in "
+              << absl::Now() - start << "\n";
+    EXPECT_GT(items.size(), 1u);
+    EXPECT_EQ(run.events.front().planned().items(), (size + chunk - 1) / chunk);
+    EXPECT_EQ(run.events.front().planned().bytes(), size);
+    EXPECT_EQ(run.events.back().done().succeeded(), static_cast<int64_t>(items.size()));
+    int64_t sum_lines = 0;
+    int64_t sum_bytes = 0;
+    for (const auto& item : items) {
+      ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+      EXPECT_EQ(item.cursor().uri(), (*nginx)->Url("big.txt"));
+      EXPECT_EQ(item.cursor().offset(), item.index() * chunk);
+      EXPECT_EQ(item.cursor().size(), size);
+      EXPECT_FALSE(item.cursor().etag().empty());  // nginx's ETag, from the HEAD
+      sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+      sum_bytes += static_cast<int64_t>(Number(item.result(), "bytes"));
+    }
+    EXPECT_EQ(sum_lines, lines);
+    EXPECT_EQ(sum_bytes, size);
+    total_items += items.size();
+  }
+
+  // One HEAD per Map, and only ranged GETs, at least one per item (nginx logs a request once it
+  // is done with it, which may be just after the replica had what it needed).
+  std::vector<std::string> heads;
+  std::vector<std::string> gets;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(5);;) {
+    heads.clear();
+    gets.clear();
+    for (absl::string_view line : absl::StrSplit((*nginx)->AccessLog(), '\n', absl::SkipEmpty())) {
+      (absl::StartsWith(line, "HEAD ") ? heads : gets).emplace_back(line);
+    }
+    if (static_cast<int64_t>(gets.size()) >= total_items || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(heads.size(), 2u) << (*nginx)->AccessLog();
+  EXPECT_GE(static_cast<int64_t>(gets.size()), total_items);
+  for (const auto& get : gets) {
+    EXPECT_TRUE(absl::StartsWith(get, "GET /big.txt \"bytes=")) << get;
+    EXPECT_TRUE(absl::StrContains(get, "\" 206 ")) << get;
+  }
+}
+
+// A replica dies (SIGKILL to its process group) while it runs cursors of a Map: those are retried
+// on the other replica and every item comes back exactly once, all of them successful.
+TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
+  const std::string path = data_root_ + "/kill.txt";
+  WriteText(path, 300'000);
+  const int64_t lines = CountLines(path);
+  const std::string release = data_root_ + "/release";
+  constexpr int kHoldFrom = 24;
+  constexpr int kWindow = 8;  // both replicas' slots
+  MapRequest request = LinesMap("file://" + path, 1000);
+  request.set_max_in_flight(kWindow);
+  (*request.mutable_args()->mutable_fields())["hold_from"].set_number_value(kHoldFrom);
+  (*request.mutable_args()->mutable_fields())["release"].set_string_value(release);
+  auto context = Context(absl::Seconds(60));
+  auto reader = proxy_->invoker().Map(context.get(), request);
+  MapRun run;
+  MapResponse event;
+  // `planned`, then the items before kHoldFrom. Cursors go out in index order, so the next
+  // kWindow ones are now held, four on each replica.
+  while (run.events.size() < 1 + kHoldFrom && reader->Read(&event)) run.events.push_back(event);
+  std::set<std::string> replicas;
+  for (const auto& first : run.events) {
+    if (first.has_item()) replicas.insert(first.item().replica());
+  }
+  const bool both_busy = run.events.size() == 1 + kHoldFrom && replicas.size() == 2;
+  EXPECT_TRUE(both_busy) << run.events.size() << " events from " << replicas.size() << " replicas";
+  const std::string victim = both_busy ? run.events[1].item().replica() : "";
+  if (both_busy) {
+    EXPECT_TRUE(KillReplicaGroup(plane_->instance(), victim)) << victim;
+  }
+  std::ofstream(release).close();
+  while (reader->Read(&event)) run.events.push_back(event);
+  run.status = reader->Finish();
+  if (!both_busy) return;
+
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_FALSE(items.empty());
+  const int64_t planned = run.events.front().planned().items();
+  EXPECT_EQ(planned, static_cast<int64_t>((fs::file_size(path) + 999) / 1000));
+  int64_t sum_lines = 0;
+  int held_and_retried = 0;
+  for (const auto& item : items) {
+    ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+    sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+    if (item.index() >= kHoldFrom && item.index() < kHoldFrom + kWindow) {
+      held_and_retried += item.attempts() > 1;
+    }
+  }
+  EXPECT_EQ(sum_lines, lines);
+  const auto& done = run.events.back().done();
+  EXPECT_EQ(done.succeeded(), planned);
+  EXPECT_EQ(done.failed(), 0);
+  // Of the held cursors, exactly the victim's four were retried; later cursors may have been sent
+  // to it too before the proxy learnt it was gone.
+  EXPECT_EQ(held_and_retried, kWindow / 2);
+  EXPECT_GE(done.retried(), kWindow / 2);
+
+  // The control plane replaces the killed replica.
+  auto healed = plane_->WaitFor("linecount", [](const eofaas::v1::Function& f) {
+    return f.status().restarts() >= 1 && f.status().ready_replicas() == 2;
+  });
+  EXPECT_TRUE(healed.ok()) << healed.status();
+}
+
+// A replica that answers 500 (without the function-error header) costs its items one attempt:
+// each is retried on the good replica, and the Map sees only successes.
+TEST_F(FaultyEndpointsProxyTest, MapRetriesItemsAReplicaAnswers500ToOnAnotherReplica) {
+  auto good = StartLinecount("good");
+  auto broken = StartFault("broken", {"FAULT_STATUS=500"});
+  ASSERT_TRUE(good && broken);
+  StartProxyWithEndpoints({{good->address(), 4}, {broken->address(), 4}});
+  const std::string path = data_root_ + "/retry.txt";
+  WriteText(path, 60'000);
+  MapRequest request = LinesMap("file://" + path, 2000);
+  request.set_max_in_flight(8);
+  MapRun run = Map(request);
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_FALSE(items.empty());
+  int64_t sum_lines = 0;
+  std::set<int64_t> retried;
+  for (const auto& item : items) {
+    ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+    EXPECT_EQ(item.replica(), good->address());
+    EXPECT_LE(item.attempts(), 2);
+    if (item.attempts() == 2) retried.insert(item.index());
+    sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+  }
+  EXPECT_EQ(sum_lines, CountLines(path));
+  EXPECT_EQ(run.events.back().done().retried(), static_cast<int64_t>(retried.size()));
+
+  // The items retried are exactly those the broken replica was sent, each on its first attempt.
+  auto stats = HttpRequest(broken->address(), "GET", "/stats");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  std::set<int64_t> hit;
+  const google::protobuf::Struct broken_stats = Json(stats->body);
+  for (const auto& body : broken_stats.fields().at("bodies").list_value().values()) {
+    auto fields = Json(body.string_value()).fields();
+    EXPECT_EQ(fields.at("attempt").number_value(), 1);
+    const std::string& id = fields.at("id").string_value();
+    int64_t index = -1;
+    EXPECT_TRUE(absl::SimpleAtoi(id.substr(id.rfind('-') + 1), &index)) << id;
+    hit.insert(index);
+  }
+  EXPECT_FALSE(hit.empty());  // with two free replicas, the second cursor goes to the idle one
+  EXPECT_EQ(hit, retried);
+
+  auto metrics = HttpRequest(proxy_->metrics_address(), "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_TRUE(absl::StrContains(
+      metrics->body, absl::StrCat(R"(eofaas_proxy_retries_total{reason="5xx"} )", hit.size())))
+      << metrics->body;
+}
+
+// A replica slower than the Map's item_timeout: the items it took fail with DEADLINE_EXCEEDED
+// once the timeout passes (not retried: the item's budget is spent), every other item succeeds.
+TEST_F(FaultyEndpointsProxyTest, SlowReplicaFailsOnlyItsOwnItemsWithDeadlineExceeded) {
+  auto fast = StartLinecount("fast");
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=20000"});
+  ASSERT_TRUE(fast && slow);
+  StartProxyWithEndpoints({{fast->address(), 4}, {slow->address(), 1}});
+  const std::string path = data_root_ + "/slow.txt";
+  WriteText(path, 60'000);
+  const std::string text = ReadFile(path);
+  MapRequest request = LinesMap("file://" + path, 2000);
+  request.set_max_in_flight(5);
+  request.mutable_item_timeout()->set_seconds(2);
+  const absl::Time start = absl::Now();
+  MapRun run = Map(request);
+  const absl::Duration elapsed = absl::Now() - start;
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_FALSE(items.empty());
+  int64_t failed = 0;
+  for (const auto& item : items) {
+    EXPECT_EQ(item.attempts(), 1) << item.ShortDebugString();
+    if (item.replica() == slow->address()) {
+      ++failed;
+      ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kFailure) << item.ShortDebugString();
+      EXPECT_EQ(item.failure().code(), "DEADLINE_EXCEEDED") << item.ShortDebugString();
+    } else {
+      EXPECT_EQ(item.replica(), fast->address());
+      ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+      EXPECT_EQ(Number(item.result(), "lines"),
+                OwnedLines(text, item.cursor().offset(), item.cursor().length()));
+    }
+  }
+  // With two free replicas, the second cursor goes to the idle one.
+  EXPECT_GE(failed, 1);
+  const auto& done = run.events.back().done();
+  EXPECT_EQ(done.failed(), failed);
+  EXPECT_EQ(done.succeeded(), static_cast<int64_t>(items.size()) - failed);
+  // The timeout, not the replica's 20 s, bounds the Map.
+  EXPECT_GE(elapsed, absl::Seconds(2));
+  EXPECT_LT(elapsed, absl::Seconds(12));
+
+  // The slow replica got exactly the failed items, and was told the budget each had.
+  auto stats = HttpRequest(slow->address(), "GET", "/stats");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  auto fields = Json(stats->body).fields();
+  EXPECT_EQ(fields.at("requests").number_value(), failed);
+  for (const auto& body : fields.at("bodies").list_value().values()) {
+    const double deadline_ms = Number(body.string_value(), "deadline_ms");
+    EXPECT_GT(deadline_ms, 0);
+    EXPECT_LE(deadline_ms, 2000);
+  }
 }
 
 }  // namespace
