@@ -12,7 +12,7 @@ declare(strict_types=1);
 
 function handle(Data $data, Context $ctx): array
 {
-    $contains = $ctx->args['contains'] ?? null;
+    $contains = $ctx->args->contains ?? null;
     if ($contains !== null && !is_string($contains)) {
         throw new FunctionError('args.contains must be a string');
     }

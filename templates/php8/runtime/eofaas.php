@@ -9,7 +9,10 @@
  *     `foreach ($data as $line)` (or `$data->lines()`) streams its lines without the trailing
  *     newline, `$data->cursor` describes it;
  *   - `$ctx` carries the invocation: `args`, `id`, `attempt`, `deadlineMs`, `remainingMs()`,
- *     `function`, `cursor`.
+ *     `function`, `cursor`. `args` is the JSON object as json_decode() gives it: objects are
+ *     stdClass, lists are arrays (`$ctx->args->bands[0]`, `$ctx->args->threshold ?? 0.5`), so
+ *     that returning it, or any part of it, answers the same JSON: `{}` and `{"0": ...}` stay
+ *     objects. `(array) $ctx->args` or get_object_vars() give its top level as an array.
  * The return value becomes the response: a string as is (PHP strings are bytes), null as an empty
  * body, anything else as JSON. Throw `FunctionError` for an expected failure ("handled"); any other
  * exception or error, PHP warnings and notices included, is reported as "unhandled". Either way the
@@ -72,7 +75,7 @@ final class Context
      */
     public function __construct(
         public readonly string $id,
-        public readonly array $args,
+        public readonly stdClass $args,
         public readonly int $attempt,
         public readonly ?int $deadlineMs,
         public readonly string $function,

@@ -22,7 +22,7 @@ final class Invocation
     public function __construct(
         public readonly string $id,
         public readonly ?Cursor $cursor,
-        public readonly array $args,
+        public readonly \stdClass $args,
         public readonly ?int $deadlineMs,
         public readonly int $attempt,
     ) {
@@ -46,6 +46,8 @@ final class Invocation
             throw new FieldError('id', 'must be a string');
         }
         $cursor = isset($request->cursor) ? parseCursor($request->cursor) : null;
+        // Left as json_decode() made it: JSON objects are stdClass, lists are arrays, so that
+        // json_encode() gives the same JSON back ({} and {"0": ...} stay objects).
         $args = $request->args ?? new \stdClass();
         if (!$args instanceof \stdClass) {
             throw new FieldError('args', 'must be a JSON object');
@@ -54,24 +56,10 @@ final class Invocation
         return new self(
             id: $id,
             cursor: $cursor,
-            args: self::toArrays($args),
+            args: $args,
             deadlineMs: $deadlineMs === 0 ? null : $deadlineMs, // 0 means no deadline
             attempt: parseInt($request->attempt ?? null, 'attempt', 0, 0),
         );
-    }
-
-    /** JSON objects become associative arrays, as PHP code expects its data. */
-    private static function toArrays(mixed $value): mixed
-    {
-        if ($value instanceof \stdClass) {
-            $value = (array) $value;
-        }
-        if (is_array($value)) {
-            foreach ($value as $key => $item) {
-                $value[$key] = self::toArrays($item);
-            }
-        }
-        return $value;
     }
 }
 

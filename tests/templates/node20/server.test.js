@@ -470,8 +470,8 @@ describe('lifecycle', () => {
     assert.match(replica.stderr(), /drain timeout after 0.05 s/);
   });
 
-  test('never healthy before the handler has loaded', async (t) => {
-    // require() is synchronous: a slow module holds the replica silent until it has loaded.
+  test('answers 503 while the handler loads, then 200', async (t) => {
+    // The module's top-level code blocks its thread until the gate file exists.
     const gate = path.join(tempDir(), 'loaded');
     t.after(() => fs.rmSync(path.dirname(gate), { recursive: true, force: true }));
     const slowLoad =
@@ -480,15 +480,28 @@ describe('lifecycle', () => {
       `while (!require('node:fs').existsSync(gate)) Atomics.wait(pause, 0, 0, 2);\n` +
       HANDLER;
     const replica = await startReplica(t, { handler: slowLoad }).waitListening();
-    const early = replica.request('GET', '/healthz');
-    const answered = await Promise.race([
-      early.then(() => true),
-      support.sleep(200).then(() => false),
-    ]);
-    assert.equal(answered, false);
+    const healthz = await replica.request('GET', '/healthz', { timeoutMs: 1000 });
+    assert.deepEqual([healthz.status, healthz.text()], [503, 'starting']);
+    const early = await replica.invoke({ args: { mode: 'none' } });
+    assert.deepEqual(
+      [early.status, early.json().error],
+      [503, { type: 'Unavailable', message: 'starting' }],
+    );
     fs.writeFileSync(gate, '');
-    assert.equal((await early).status, 200); // answered once loaded
+    await waitUntil(async () => (await replica.request('GET', '/healthz')).status === 200, {
+      message: 'healthy once loaded',
+    });
     assert.equal((await replica.invoke({ args: { mode: 'none' } })).status, 200);
+  });
+
+  test('a port already in use exits non-zero', async (t) => {
+    const taken = net.createServer();
+    await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    t.after(() => taken.close());
+    const port = String(taken.address().port);
+    const replica = startReplica(t, { env: { EOFAAS_PORT: port } });
+    assert.equal(await replica.wait(), 1);
+    assert.match(replica.stderr(), new RegExp(`cannot listen on 127.0.0.1:${port}: .*EADDRINUSE`));
   });
 
   test('a handler that throws while loading exits non-zero', async (t) => {

@@ -9,7 +9,7 @@ declare(strict_types=1);
 
 namespace EofaasTest;
 
-/** One handler with behaviours picked by args["mode"], so one replica serves most tests. */
+/** One handler with behaviours picked by args->mode, so one replica serves most tests. */
 const HANDLER = <<<'PHP'
     <?php
 
@@ -24,7 +24,7 @@ const HANDLER = <<<'PHP'
     function handle(Data $data, Context $ctx): mixed
     {
         global $loadedBy;
-        $mode = $ctx->args['mode'] ?? 'read';
+        $mode = $ctx->args->mode ?? 'read';
         switch ($mode) {
             case 'read':
                 return $data->read();
@@ -47,7 +47,7 @@ const HANDLER = <<<'PHP'
             case 'unhandled':
                 throw new OutOfRangeException('cloud_cover');
             case 'warning':
-                return $ctx->args['no_such_arg'];
+                return $ctx->args->no_such_arg;
             case 'exit':
                 exit(3);
             case 'crash':
@@ -56,8 +56,8 @@ const HANDLER = <<<'PHP'
             case 'block':
                 // Tell the test we are in, then wait until it lets us go (or the replica is gone).
                 $parent = posix_getppid();
-                touch("{$ctx->args['dir']}/entered-{$ctx->id}");
-                while (!file_exists("{$ctx->args['dir']}/release") && posix_getppid() === $parent) {
+                touch("{$ctx->args->dir}/entered-{$ctx->id}");
+                while (!file_exists("{$ctx->args->dir}/release") && posix_getppid() === $parent) {
                     usleep(2000);
                 }
                 return 'released';
@@ -219,6 +219,16 @@ final class InvokeTest extends TestCase
         self::assertSame(5000, $ctx['deadline_ms']);
         $remaining = $ctx['remaining_ms'];
         self::assertTrue($remaining > 0 && $remaining <= 5000, "remaining_ms {$remaining}");
+    }
+
+    public function testArgsComeBackAsTheSameJson(): void
+    {
+        // Objects stay objects, even empty or keyed "0", "1", and lists stay lists.
+        $args = '{"mode":"ctx","filters":{},"bands":[],"tiles":{"0":"31UFT","1":"31UGT"},'
+            . '"nested":{"extra":{},"list":[{},[]]}}';
+        $response = self::$replica->request('POST', '/invoke', "{\"args\": {$args}}");
+        self::assertSame(200, $response->status);
+        self::assertContains("\"args\":{$args},", $response->body);
     }
 
     public function testNoDeadlineAndNoCursor(): void

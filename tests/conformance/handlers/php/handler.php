@@ -3,7 +3,7 @@
 /**
  * Fixture handler of the conformance suite (php8).
  *
- * Each test vector names a behaviour in args['behaviour'] (default "echo-envelope"); the python
+ * Each test vector names a behaviour in args->behaviour (default "echo-envelope"); the python
  * and node fixtures implement the same behaviours and must answer byte for byte the same.
  */
 
@@ -41,7 +41,7 @@ function cursorFields(?Cursor $cursor): ?array
 
 function echoEnvelope(Data $data, Context $ctx): array
 {
-    $keys = array_map('strval', array_keys($ctx->args));
+    $keys = array_map('strval', array_keys(get_object_vars($ctx->args)));
     sort($keys, SORT_STRING);
     return [
         'id' => $ctx->id,
@@ -57,7 +57,7 @@ function echoEnvelope(Data $data, Context $ctx): array
 
 function readPieces(Data $data, Context $ctx): string
 {
-    $size = (int) $ctx->args['size'];
+    $size = (int) $ctx->args->size;
     $pieces = [];
     while (($piece = $data->read($size)) !== '') {
         if (strlen($piece) > $size) {
@@ -83,22 +83,22 @@ function binaryResult(Context $ctx): string
     for ($byte = 0; $byte < 256; $byte++) {
         $all .= chr($byte);
     }
-    return str_repeat($all, (int) ($ctx->args['repeat'] ?? 1));
+    return str_repeat($all, (int) ($ctx->args->repeat ?? 1));
 }
 
 function remainingTime(Context $ctx): array
 {
     $before = $ctx->remainingMs();
-    usleep(1000 * (int) ($ctx->args['sleep_ms'] ?? 0));
+    usleep(1000 * (int) ($ctx->args->sleep_ms ?? 0));
     return ['deadline_ms' => $ctx->deadlineMs, 'before' => $before, 'after' => $ctx->remainingMs()];
 }
 
 /** Signals that it runs, then waits until the runner lets it finish. */
 function block(Context $ctx): string
 {
-    $dir = $ctx->args['dir'];
+    $dir = $ctx->args->dir;
     touch("{$dir}/entered-{$ctx->id}");
-    $giveUp = hrtime(true) + 1_000_000 * (int) ($ctx->args['timeout_ms'] ?? 10000);
+    $giveUp = hrtime(true) + 1_000_000 * (int) ($ctx->args->timeout_ms ?? 10000);
     while (!file_exists("{$dir}/release")) {
         if (hrtime(true) > $giveUp) {
             throw new RuntimeException('never released');
@@ -112,24 +112,24 @@ function block(Context $ctx): string
 function handle(Data $data, Context $ctx): mixed
 {
     $args = $ctx->args;
-    return match ($args['behaviour'] ?? 'echo-envelope') {
+    return match ($args->behaviour ?? 'echo-envelope') {
         'echo-envelope' => echoEnvelope($data, $ctx),
         'echo-args' => $args,
         'read-all' => $data->read(),
         'read-pieces' => readPieces($data, $ctx),
         'lines' => lines($data),
         'binary-result' => binaryResult($ctx),
-        'binary-echo' => base64_decode($args['base64'], true),
-        'text-result' => $args['text'],
-        'json-result' => ['value' => $args['value']],
+        'binary-echo' => base64_decode($args->base64, true),
+        'text-result' => $args->text,
+        'json-result' => ['value' => $args->value],
         'none-result' => null,
         'remaining-time' => remainingTime($ctx),
         'block' => block($ctx),
-        'raise-handled' => throw new BadScene($args['message']),
-        'raise-unhandled' => throw new CloudCoverMissing($args['message']),
-        'raise-builtin' => throw new RuntimeException($args['message']),
+        'raise-handled' => throw new BadScene($args->message),
+        'raise-unhandled' => throw new CloudCoverMissing($args->message),
+        'raise-builtin' => throw new RuntimeException($args->message),
         'sleep' => (function () use ($args): string {
-            usleep(1000 * (int) $args['ms']);
+            usleep(1000 * (int) $args->ms);
             return 'slept';
         })(),
     };
