@@ -32,6 +32,7 @@ using tcp = asio::ip::tcp;
 using Request = http::request<http::string_body>;
 
 constexpr uint32_t kMaxHeaderBytes = 16 << 10;
+constexpr std::chrono::seconds kLingerTimeout(2);
 
 // StartInvoke as an asynchronous operation: completes with the call's status on the executor of
 // the awaiting coroutine.
@@ -212,8 +213,17 @@ asio::awaitable<void> HttpIngress::Serve(std::shared_ptr<Connection> connection)
         co_await http::async_write(stream, *response, asio::as_tuple(asio::use_awaitable));
     if (write_error) break;
   }
+  // A lingering close: the client may still be sending (a body answered 413 before it was read).
+  // Closing at once would reset the connection and lose the answer, so the rest is read and
+  // dropped until the client closes, for a short while at most.
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(kLingerTimeout);
+  for (char discard[16 << 10];;) {
+    auto [error, read] =
+        co_await stream.async_read_some(asio::buffer(discard), asio::as_tuple(asio::use_awaitable));
+    if (error) break;
+  }
   stream.close();
   Forget(connection.get());
 }
