@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# eofaas-proxy next to nginx and haproxy: one run, one machine, the same replicas (K native echo
+# replicas, bench/echo_replica.cc, that answer 200 "ok" at once), all driven by wrk with the same
+# threads, connections and duration. Then the proxy's gRPC figures (bench/proxy_bench.cc): the
+# Invoke rate, and a 1,000,000-cursor Map (a 1 MB file, chunk_bytes 1) with the proxy's memory
+# sampled meanwhile.
+#
+# HTTP rows (requests/s, p50, p99 from wrk's latency histogram, via bench/template_bench.lua):
+# - direct:      wrk POSTs a replica envelope to one replica's /invoke (wrk -t1 has one target);
+#                the ceiling of what a single replica answers, not a proxy;
+# - eofaas-proxy POST /v1/functions/echo:invoke {"cursor": {...}, "args": {}} on its HTTP ingress
+#                (`--threads 1`), which checks the file:// cursor and sends its own envelope to a
+#                replica;
+# - nginx, haproxy: the same request on the same path, rewritten to /invoke and forwarded with
+#                its body as it is to the replicas (round robin), over keep-alive HTTP/1.1
+#                upstream connections; one worker process (nginx), one thread (haproxy).
+#                They do less than the proxy (no cursor check, no envelope): the comparison is
+#                the cost of the hop.
+# Fairness on a 2-core machine: the server under test (the proxy, nginx, haproxy, each with all
+# its threads or processes; the replica in the direct row) runs alone on CPU 1, wrk and the
+# replicas share CPU 0; every row likewise. Each row gets a 2 s warm-up (connections opened, not
+# counted). The gRPC figures keep that split: the proxy on CPU 1, proxy_bench and the replicas on
+# CPU 0. With fewer than 2 CPUs nothing is pinned. Other load on the machine skews every row:
+# run it on a quiet one.
+#
+# Targets: HTTP ingress ≥ 1.1× haproxy's requests/s with a p99 no worse than haproxy's; Map
+# ≥ 100,000 cursors/s; proxy RSS ≤ 64 MiB during the 1M-cursor Map (peak of VmRSS sampled every
+# 10 ms; VmHWM, the peak over the proxy's whole life, is printed too).
+#
+# Usage: bench/run_proxy_bench.sh [--duration SECONDS (10)] [--connections N (64)]
+#                                 [--replicas K (2)] [--no-build]
+# Exits non-zero when a row fails or a target is missed. Logs and configs are kept in the
+# printed temporary directory when something failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10
+connections=64
+replica_count=2
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --replicas) replica_count=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    *) echo "usage: $0 [--duration S] [--connections N] [--replicas K] [--no-build]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$build" = 1 ] && ! build_log=$(scripts/build.sh 2>&1); then
+  echo "$build_log" | tail -40 >&2
+  echo "error: scripts/build.sh failed" >&2
+  exit 1
+fi
+for tool in wrk /usr/sbin/nginx /usr/sbin/haproxy; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/setup.sh" >&2; exit 1; }
+done
+
+readonly map_bytes=1000000  # one cursor per byte
+# Per replica: no more than the dispatcher keeps idle connections to a replica (64), or a full
+# window closes and reopens connections all along. The Map's window is the replicas' capacity.
+readonly replica_concurrency=64
+readonly map_max_in_flight=$((replica_concurrency * replica_count))
+if [ "$(nproc)" -ge 2 ]; then
+  sut=(taskset -c 1)
+  load=(taskset -c 0)
+else
+  sut=()
+  load=()
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/eofaas-proxy-bench.XXXXXX")
+pids=()
+failed=0
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$failed" = 0 ]; then rm -rf "$tmp"; else echo "logs and configs kept in $tmp"; fi
+}
+trap cleanup EXIT
+trap 'failed=1; exit 130' INT TERM
+
+die() {
+  failed=1
+  echo "error: $*" >&2
+  exit 1
+}
+
+# Waits until something accepts TCP connections on 127.0.0.1:$1; $2 names it, $3 is its log.
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  cat "$3" >&2
+  die "$2 did not open port $1"
+}
+
+# Free loopback ports, held together while they are chosen so that they differ.
+read -r grpc_port http_port metrics_port nginx_port haproxy_port < <(python3 -c '
+import socket
+sockets = [socket.socket() for _ in range(5)]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))')
+
+mkdir -p "$tmp/data" "$tmp/nginx"
+data="$tmp/data/input.bin"
+head -c "$map_bytes" /dev/zero >"$data"
+
+# --- replicas -------------------------------------------------------------------------------
+replica_pids=()
+replica_addresses=()
+for i in $(seq "$replica_count"); do
+  "${load[@]}" build/bench/echo_replica --listen 127.0.0.1:0 >"$tmp/replica$i.log" 2>&1 &
+  pids+=($!)
+  replica_pids+=($!)
+done
+for i in $(seq "$replica_count"); do
+  for _ in $(seq 200); do
+    grep -q '^listening on ' "$tmp/replica$i.log" && break
+    sleep 0.05
+  done
+  address=$(sed -n 's/^listening on //p' "$tmp/replica$i.log")
+  [ -n "$address" ] || die "replica $i did not start: $(cat "$tmp/replica$i.log")"
+  replica_addresses+=("$address")
+done
+
+# --- eofaas-proxy ---------------------------------------------------------------------------
+{
+  echo "functions:"
+  echo "  echo:"
+  for address in "${replica_addresses[@]}"; do
+    echo "    - address: $address"
+    echo "      concurrency: $replica_concurrency"
+  done
+} >"$tmp/endpoints.yaml"
+proxy_args=(--endpoints "$tmp/endpoints.yaml" --threads 1 --listen "127.0.0.1:$grpc_port"
+  --metrics_listen "127.0.0.1:$metrics_port" --data_root "$tmp/data")
+has_http_ingress=0
+if build/proxy/eofaas-proxy --help | grep -q -- '--http_listen'; then
+  has_http_ingress=1
+  proxy_args+=(--http_listen "127.0.0.1:$http_port")
+fi
+"${sut[@]}" build/proxy/eofaas-proxy "${proxy_args[@]}" 2>"$tmp/proxy.log" &
+proxy_pid=$!
+pids+=($proxy_pid)
+wait_port "$grpc_port" eofaas-proxy "$tmp/proxy.log"
+[ "$has_http_ingress" = 0 ] || wait_port "$http_port" "eofaas-proxy (HTTP)" "$tmp/proxy.log"
+
+# --- nginx: one worker, keep-alive upstream, the proxy's path rewritten to /invoke -----------
+{
+  cat <<EOF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/client_body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream replicas {
+EOF
+  for address in "${replica_addresses[@]}"; do echo "    server $address;"; done
+  cat <<EOF
+    keepalive $connections;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /v1/functions/echo:invoke {
+      proxy_pass http://replicas/invoke;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+} >"$tmp/nginx/nginx.conf"
+"${sut[@]}" /usr/sbin/nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
+  >"$tmp/nginx/stdout.log" 2>&1 &
+pids+=($!)
+wait_port "$nginx_port" nginx "$tmp/nginx/error.log"
+
+# --- haproxy: one thread, keep-alive to the replicas, the same rewrite -----------------------
+{
+  cat <<EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend ingress
+  bind 127.0.0.1:$haproxy_port
+  http-request set-path /invoke if { path /v1/functions/echo:invoke }
+  default_backend replicas
+backend replicas
+  balance roundrobin
+EOF
+  i=0
+  for address in "${replica_addresses[@]}"; do echo "  server replica$((i += 1)) $address"; done
+} >"$tmp/haproxy.cfg"
+"${sut[@]}" /usr/sbin/haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+pids+=($!)
+wait_port "$haproxy_port" haproxy "$tmp/haproxy.log"
+
+# --- HTTP rows ------------------------------------------------------------------------------
+cursor="{\"uri\": \"file://$data\", \"offset\": 0, \"length\": 100}"
+ingress_body="{\"cursor\": $cursor, \"args\": {}}"
+envelope="{\"id\": \"bench\", \"cursor\": $cursor, \"args\": {}, \"deadline_ms\": 60000, \"attempt\": 1}"
+declare -A rps p99
+missed=0
+
+echo "HTTP: wrk -t1 -c$connections -d${duration}s, $replica_count echo replicas; requests/s, p50, p99"
+# row NAME URL BODY: one wrk run after a warm-up, printed as one line; rps[NAME] and p99[NAME]
+# (microseconds) are set when every response was a 200.
+row() {
+  local name=$1 url=$2 body=$3 answer
+  answer=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "$body" "$url") || true
+  if [ "$answer" != 200 ]; then
+    printf '%-14s failed: HTTP %s: %s\n' "$name" "$answer" \
+      "$(curl -s -H 'Content-Type: application/json' --data-binary "$body" "$url" | head -c 200)"
+    failed=1
+    return
+  fi
+  EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d2s \
+    -s bench/template_bench.lua "$url" >/dev/null
+  local out requests micros errors non_2xx p50_us p99_us
+  out=$(EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d"${duration}s" \
+    -s bench/template_bench.lua "$url" | grep '^TEMPLATE_BENCH ')
+  read -r _ requests micros errors non_2xx p50_us p99_us _ <<<"$out"
+  awk -v n="$name" -v r="$requests" -v t="$micros" -v a="$p50_us" -v b="$p99_us" \
+    'BEGIN { printf "%-14s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms", n, r * 1e6 / t, a / 1e3, b / 1e3 }'
+  if [ "$errors" != 0 ] || [ "$non_2xx" != 0 ]; then
+    echo "   ($errors transport errors, $non_2xx non-2xx: not counted)"
+    failed=1
+    return
+  fi
+  echo
+  rps[$name]=$((requests * 1000000 / micros))
+  p99[$name]=$p99_us
+}
+
+[ "${#load[@]}" = 0 ] || taskset -pc 1 "${replica_pids[0]}" >/dev/null  # the server under test
+row direct "http://${replica_addresses[0]}/invoke" "$envelope"
+[ "${#load[@]}" = 0 ] || taskset -pc 0 "${replica_pids[0]}" >/dev/null
+if [ "$has_http_ingress" = 1 ]; then
+  row eofaas-proxy "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
+else
+  printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
+fi
+row nginx "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
+row haproxy "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
+
+if [ -n "${rps[eofaas-proxy]:-}" ] && [ -n "${rps[haproxy]:-}" ]; then
+  if awk -v p="${rps[eofaas-proxy]}" -v h="${rps[haproxy]}" -v pl="${p99[eofaas-proxy]}" \
+    -v hl="${p99[haproxy]}" 'BEGIN {
+      printf "eofaas-proxy / haproxy: %.2fx requests/s, p99 %.2f ms vs %.2f ms\n", p / h, pl / 1e3, hl / 1e3
+      exit !(p >= 1.1 * h && pl <= hl) }'; then
+    echo "target met:    HTTP ingress >= 1.1x haproxy's requests/s with a p99 no worse"
+  else
+    echo "target missed: HTTP ingress >= 1.1x haproxy's requests/s with a p99 no worse"
+    missed=1
+  fi
+else
+  echo "target not measured: HTTP ingress vs haproxy (a row is missing)"
+fi
+
+# --- gRPC -----------------------------------------------------------------------------------
+echo
+echo "gRPC: Invoke with $connections calls outstanding for ${duration}s; then one Map of $map_bytes cursors (max_in_flight $map_max_in_flight)"
+"${load[@]}" build/bench/proxy_bench --target "127.0.0.1:$grpc_port" --pid "$proxy_pid" \
+  --invoke_uri "file://$data" --invoke_concurrency "$connections" \
+  --invoke_duration "${duration}s" --map_input "file://$data" --map_chunk_bytes 1 \
+  --map_max_in_flight "$map_max_in_flight" >"$tmp/proxy_bench.out" || failed=1
+# field LINE KEY: the value of KEY=... on proxy_bench's line LINE.
+field() { sed -n "s/^$1 .*\b$2=\([^ ]*\).*/\1/p" "$tmp/proxy_bench.out"; }
+if [ -n "$(field grpc_invoke rate)" ]; then
+  printf '%-14s %10s calls/s p50 %7s ms   p99 %7s ms   (%s errors; proxy CPU %s us/call)\n' \
+    Invoke "$(field grpc_invoke rate)" "$(field grpc_invoke p50_ms)" "$(field grpc_invoke p99_ms)" \
+    "$(field grpc_invoke errors)" "$(field grpc_invoke proxy_cpu_us)"
+fi
+map_rate=$(field grpc_map rate)
+map_rss=$(field grpc_map peak_rss_mib)
+if [ -n "$map_rate" ]; then
+  printf '%-14s %10s cursors/s in %s s (%s succeeded, %s failed; proxy CPU %s us/cursor)\n' \
+    Map "$map_rate" "$(field grpc_map seconds)" "$(field grpc_map succeeded)" \
+    "$(field grpc_map failed)" "$(field grpc_map proxy_cpu_us)"
+  printf '%-14s %10s MiB peak VmRSS during the Map (%s MiB before it; VmHWM %s MiB)\n' \
+    "proxy memory" "$map_rss" "$(field grpc_map rss_before_mib)" "$(field grpc_map hwm_mib)"
+fi
+grep -v '^grpc_\(invoke\|map\) ' "$tmp/proxy_bench.out" || true  # errors, if any
+
+if [ -z "$map_rate" ]; then
+  echo "target not measured: Map (no result)"
+  failed=1
+else
+  if [ "$map_rate" -ge 100000 ]; then
+    echo "target met:    Map $map_rate cursors/s >= 100,000"
+  else
+    echo "target missed: Map $map_rate cursors/s < 100,000"
+    missed=1
+  fi
+  if awk -v r="$map_rss" 'BEGIN { exit !(r <= 64) }'; then
+    echo "target met:    proxy peak RSS during the Map $map_rss MiB <= 64 MiB"
+  else
+    echo "target missed: proxy peak RSS during the Map $map_rss MiB > 64 MiB"
+    missed=1
+  fi
+fi
+
+[ "$failed" = 0 ] && [ "$missed" = 0 ]
