@@ -1,6 +1,8 @@
 // eofaas-proxy: wiring only. Parses options, learns replicas (from the control plane or a static
 // file), and serves eofaas.v1.Invoker (gRPC) and the HTTP/1.1 invoke route over the dispatcher
 // until SIGTERM or SIGINT, then drains both.
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include "common/options.h"
 #include "proxy/discovery/control_plane_watch.h"
 #include "proxy/discovery/endpoint_sink.h"
+#include "proxy/discovery/load_reporter.h"
 #include "proxy/discovery/static_endpoints.h"
 #include "proxy/dispatch/http_dispatcher.h"
 #include "proxy/ingress/http_ingress.h"
@@ -62,6 +65,13 @@ class IoThreads {
 };
 
 std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+// How this process names itself in load reports: host name and process id.
+std::string ProxyName() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "/", getpid());
+}
 
 absl::Status Run(int argc, char** argv) {
   Flags flags;
@@ -120,6 +130,14 @@ absl::Status Run(int argc, char** argv) {
       HttpDispatcher::Create(io_threads.io().get_executor(), common::SteadyClock::Get(),
                              {.queue_limit = static_cast<size_t>(flags.queue_limit)},
                              std::make_shared<DispatchMetrics>(registry));
+  // With a control plane, the autoscaler hears of this proxy's load, and of cold calls at once.
+  std::unique_ptr<LoadReporter> reporter;
+  if (!static_endpoints) {
+    reporter = std::make_unique<LoadReporter>(
+        LoadReporterOptions{.address = flags.control, .proxy = ProxyName()}, *dispatcher);
+    dispatcher->OnColdCall(
+        [reporter = reporter.get()](const std::string&) { reporter->ReportNow(); });
+  }
   FileLister file_lister(*data_roots);
   HttpLister http_lister;
   IngressMetrics ingress_metrics(*registry);
@@ -157,6 +175,7 @@ absl::Status Run(int argc, char** argv) {
           });
         });
     watch->Start();
+    reporter->Start();
   }
   common::LogInfo("eofaas-proxy serving grpc=", Host(flags.listen), ":", (*server)->port(),
                   " http=", Host(flags.http_listen), ":", (*http)->port(),
@@ -168,6 +187,7 @@ absl::Status Run(int argc, char** argv) {
   common::LogInfo("signal ", signal, ": draining");
   // The endpoints stay as they are while in-flight calls finish.
   if (watch) watch->Stop();
+  if (reporter) reporter->Stop();
   // Both fronts: stop accepting, let in-flight calls run for the grace, cancel the rest.
   std::thread http_drain(
       [&http, grace = server_config.shutdown_grace] { (*http)->Shutdown(grace); });

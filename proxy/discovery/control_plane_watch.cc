@@ -79,6 +79,7 @@ void ControlPlaneWatch::Apply(const eofaas::v1::WatchEndpointsResponse& response
       replicas.push_back({replica.address(), replica.concurrency(), replica.generation()});
     }
     sink_.Update(function.function(), std::move(replicas));
+    sink_.SetScalesToZero(function.function(), function.scales_to_zero());
     listed.insert(function.function());
     known_.insert(function.function());
   }

@@ -14,6 +14,9 @@ class EndpointSink {
   virtual ~EndpointSink() = default;
   /// `function` exists with exactly `replicas` (possibly none).
   virtual void Update(std::string_view function, std::vector<ReplicaInfo> replicas) = 0;
+  /// Whether `function` scales to zero: while it has no replica, its calls wait for one (within
+  /// their deadline and the queue bound) instead of failing. Off unless said otherwise.
+  virtual void SetScalesToZero(std::string_view function, bool scales_to_zero) = 0;
   /// `function` no longer exists.
   virtual void Remove(std::string_view function) = 0;
 };

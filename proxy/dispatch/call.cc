@@ -151,6 +151,10 @@ HttpDispatcher::Call::Admission HttpDispatcher::Call::Admit(ReplicaPtr& replica,
       replica = std::move(pick.replica);
       return Admission::kPicked;
     case Balancer::PickError::kNoReplicas:
+      if (function.scales_to_zero) {  // wait in the queue for the first replica
+        cold_ = true;
+        break;
+      }
       refusal =
           absl::UnavailableError(absl::StrCat("function ", function.name, " has no replicas"));
       return Admission::kRefused;
@@ -194,6 +198,7 @@ HttpDispatcher::Call::AcquireReplica() {
     case Admission::kRefused:
       co_return refusal;
     case Admission::kQueued:
+      if (cold_ && dispatcher_->on_cold_call_) dispatcher_->on_cold_call_(function_->name);
       break;
   }
   // Wait for a grant, a drop, a cancellation or the deadline. Wake-ups can be spurious (a grant's

@@ -26,7 +26,8 @@ struct HttpDispatcher::FunctionState {
   ~FunctionState();
 
   /// With `mu` held: hands free slots to queued calls, front first, and collects the calls to
-  /// wake (after the lock is released). When no replica is left up, the queued calls fail.
+  /// wake (after the lock is released). When no replica is left up, the queued calls fail,
+  /// unless the function scales to zero (then they wait for its first replica).
   void GrantQueued(std::vector<std::shared_ptr<Call>>& woken);
   /// With `mu` held: fails every queued call with `status`.
   void DropQueued(const absl::Status& status, std::vector<std::shared_ptr<Call>>& woken);
@@ -38,6 +39,7 @@ struct HttpDispatcher::FunctionState {
   Balancer balancer;
   RetryBudget retry_budget;
   std::list<std::shared_ptr<Call>> queue;
+  bool scales_to_zero = false;
   bool removed = false;
 };
 
@@ -89,6 +91,8 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   boost::asio::strand<Executor> strand_;
   boost::asio::steady_timer timer_;  // queue waits and backoff
   const TimePoint started_;
+  // Queued for a function scaled to zero that had no replica.
+  bool cold_ = false;
 
   // Strand state.
   int attempts_ = 0;

@@ -49,6 +49,16 @@ struct InvokeOutcome {
 
 using InvokeCallback = absl::AnyInvocable<void(InvokeOutcome) &&>;
 
+/// The invocations of one function at a moment.
+struct FunctionLoad {
+  std::string function;
+  /// Running on replicas.
+  int in_flight = 0;
+  /// Waiting for a replica.
+  int queued = 0;
+  bool operator==(const FunctionLoad&) const = default;
+};
+
 /// Thread-safe.
 /// Discovery feeds it as an EndpointSink: Update makes a function known (with no replicas its
 /// invocations fail with UNAVAILABLE); Remove forgets it (queued invocations fail with NOT_FOUND,
@@ -62,6 +72,9 @@ class Dispatcher : public EndpointSink {
   /// The invocations `function` can run at once: the concurrency of its replicas that are not
   /// ejected. NOT_FOUND for an unknown function.
   virtual absl::StatusOr<int> Capacity(std::string_view function) const = 0;
+
+  /// The functions with invocations in flight or queued, and how many.
+  virtual std::vector<FunctionLoad> Load() const = 0;
 };
 
 }  // namespace eofaas::proxy

@@ -38,6 +38,7 @@ void HttpDispatcher::FunctionState::GrantQueued(std::vector<std::shared_ptr<Call
     Call& call = *queue.front();
     Balancer::PickResult pick = balancer.Pick(call.tried_);
     if (pick.error == Balancer::PickError::kAtCapacity) return;
+    if (pick.error == Balancer::PickError::kNoReplicas && scales_to_zero) return;
     if (pick.error != Balancer::PickError::kNone) {
       // Every replica left or is ejected: waiting would only end at the deadline.
       DropQueued(
@@ -112,6 +113,34 @@ void HttpDispatcher::Update(std::string_view function, std::vector<ReplicaInfo> 
   }
   for (auto& call : woken) call->Wake();
   ClosePools(stale);
+}
+
+void HttpDispatcher::SetScalesToZero(std::string_view function, bool scales_to_zero) {
+  std::shared_ptr<FunctionState> state = Find(function);
+  if (state == nullptr) return;
+  std::vector<std::shared_ptr<Call>> woken;
+  {
+    std::lock_guard lock(state->mu);
+    state->scales_to_zero = scales_to_zero;
+    state->GrantQueued(woken);  // calls held for a first replica fail when it will not come
+  }
+  for (auto& call : woken) call->Wake();
+}
+
+std::vector<FunctionLoad> HttpDispatcher::Load() const {
+  std::vector<std::shared_ptr<FunctionState>> functions;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, state] : functions_) functions.push_back(state);
+  }
+  std::vector<FunctionLoad> load;
+  for (const auto& state : functions) {
+    std::lock_guard lock(state->mu);
+    const int in_flight = static_cast<int>(state->gauges.in_flight->Value());
+    const int queued = static_cast<int>(state->queue.size());
+    if (in_flight > 0 || queued > 0) load.push_back({state->name, in_flight, queued});
+  }
+  return load;
 }
 
 void HttpDispatcher::Remove(std::string_view function) {

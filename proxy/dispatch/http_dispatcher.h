@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,7 +51,15 @@ class HttpDispatcher final : public Dispatcher,
   ~HttpDispatcher() override;
 
   void Update(std::string_view function, std::vector<ReplicaInfo> replicas) override;
+  void SetScalesToZero(std::string_view function, bool scales_to_zero) override;
   void Remove(std::string_view function) override;
+  std::vector<FunctionLoad> Load() const override;
+
+  /// `observer` hears of every call that starts waiting for a function scaled to zero with no
+  /// replica (on the call's thread, outside locks). Set before the first Invoke.
+  void OnColdCall(std::function<void(const std::string& function)> observer) {
+    on_cold_call_ = std::move(observer);
+  }
   void Invoke(std::string_view function, Invocation invocation, InvokeCallback done) override;
   absl::StatusOr<int> Capacity(std::string_view function) const override;
 
@@ -90,6 +99,7 @@ class HttpDispatcher final : public Dispatcher,
   absl::flat_hash_map<std::string, std::shared_ptr<ConnectionPool>> pools_;
   uint64_t seed_;
   bool shut_down_ = false;
+  std::function<void(const std::string& function)> on_cold_call_;
 };
 
 }  // namespace eofaas::proxy

@@ -21,9 +21,17 @@ class RecordingSink : public EndpointSink {
     std::lock_guard lock(mu_);
     functions_[std::string(function)] = std::move(replicas);
   }
+  void SetScalesToZero(std::string_view function, bool scales_to_zero) override {
+    std::lock_guard lock(mu_);
+    scales_to_zero_[std::string(function)] = scales_to_zero;
+  }
   void Remove(std::string_view function) override {
     std::lock_guard lock(mu_);
     functions_.erase(std::string(function));
+  }
+  std::map<std::string, bool> scales_to_zero() {
+    std::lock_guard lock(mu_);
+    return scales_to_zero_;
   }
   std::map<std::string, std::vector<ReplicaInfo>> functions() {
     std::lock_guard lock(mu_);
@@ -33,6 +41,7 @@ class RecordingSink : public EndpointSink {
  private:
   std::mutex mu_;
   std::map<std::string, std::vector<ReplicaInfo>> functions_;
+  std::map<std::string, bool> scales_to_zero_;
 };
 
 bool Eventually(const std::function<bool()>& condition) {
@@ -58,7 +67,9 @@ TEST(ControlPlaneWatchTest, FollowsEndpointsAndKeepsThemWhileTheControlPlaneIsAw
   eofaas::v1::CreateFunctionRequest create;
   *create.mutable_function() = tests::ExampleFunction("watched");
   eofaas::v1::CreateFunctionResponse created;
-  ASSERT_TRUE((*plane)->provision().CreateFunction(tests::Context().get(), create, &created).ok());
+  grpc::Status status =
+      (*plane)->provision().CreateFunction(tests::Context().get(), create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << (*plane)->Log();
   ASSERT_TRUE(Eventually([&] {
     auto functions = sink.functions();
     return functions.count("watched") && functions["watched"].size() == 1;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/post.hpp>
 
 #include "tests/unit/proxy/dispatch/dispatcher_harness.h"
@@ -214,6 +215,41 @@ TEST(HttpDispatcherTest, NewReplicasTakeQueuedWork) {
   EXPECT_EQ(second.wait_for(1s), std::future_status::ready);
   EXPECT_EQ(second.get().result, "fast");
   EXPECT_EQ(first.get().result, "slow");
+}
+
+TEST(HttpDispatcherTest, FunctionScaledToZeroHoldsCallsUntilItsFirstReplica) {
+  FakeReplica replica(Answer({.body = "warm"}));
+  DispatcherHarness harness;
+  std::atomic<int> cold_calls = 0;
+  harness.dispatcher().OnColdCall([&](const std::string& function) {
+    EXPECT_EQ(function, "f");
+    ++cold_calls;
+  });
+  harness.dispatcher().Update("f", {});
+  harness.dispatcher().SetScalesToZero("f", true);
+  auto held = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(5s));
+  ASSERT_EQ(held.wait_for(200ms), std::future_status::timeout);
+  EXPECT_EQ(cold_calls, 1);
+  EXPECT_EQ(harness.dispatcher().Load(),
+            (std::vector<FunctionLoad>{{.function = "f", .in_flight = 0, .queued = 1}}));
+  harness.dispatcher().Update("f", {{replica.address(), 1, 1}});
+  InvokeOutcome outcome = held.get();
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(outcome.result, "warm");
+  EXPECT_TRUE(harness.dispatcher().Load().empty());
+}
+
+TEST(HttpDispatcherTest, HeldCallsEndAtTheirDeadlineOrWhenScaleToZeroEnds) {
+  DispatcherHarness harness;
+  harness.dispatcher().Update("f", {});
+  harness.dispatcher().SetScalesToZero("f", true);
+  EXPECT_EQ(harness.Invoke("f", 100ms).status.code(), absl::StatusCode::kDeadlineExceeded);
+  auto held = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(5s));
+  ASSERT_EQ(held.wait_for(100ms), std::future_status::timeout);
+  harness.dispatcher().SetScalesToZero("f", false);
+  EXPECT_EQ(held.get().status.code(), absl::StatusCode::kUnavailable);
+  // Without scale to zero, no replica fails at once.
+  EXPECT_EQ(harness.Invoke("f").status.code(), absl::StatusCode::kUnavailable);
 }
 
 TEST(HttpDispatcherTest, CancellingAGroupEndsItsCalls) {

@@ -50,10 +50,12 @@ class FakeDispatcher final : public proxy::Dispatcher {
     for (const auto& replica : replicas) capacity += replica.concurrency;
     capacity_[std::string(function)] = capacity;
   }
+  void SetScalesToZero(std::string_view, bool) override {}  // the ingress does not see it
   void Remove(std::string_view function) override {
     std::lock_guard lock(mu_);
     capacity_.erase(std::string(function));
   }
+  std::vector<proxy::FunctionLoad> Load() const override { return {}; }
 
   void Invoke(std::string_view function, proxy::Invocation invocation,
               proxy::InvokeCallback done) override {
