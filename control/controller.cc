@@ -32,6 +32,8 @@ struct Controller::Entry {
   std::optional<DeploymentObservation> observation;
   std::string deploy_failure;
   std::vector<Endpoint> endpoints;
+  // The autoscaler's latest decision, while it decides the replica count.
+  std::optional<Decision> autoscaled;
   // The phase this entry is counted under in eofaas_functions.
   DeployPhase counted_phase = DeployPhase::DEPLOY_PHASE_UNSPECIFIED;
   bool deleting = false;
@@ -54,25 +56,34 @@ Function WithoutFiles(const Function& function) {
   return copy;
 }
 
-// "max_replicas 0" means "same as min_replicas"; the local runtime runs at least one replica.
+// "max_replicas 0" means "same as min_replicas" (and at least 1).
 void NormalizeScaling(eofaas::v1::Scaling& scaling) {
   if (scaling.max_replicas() == 0) scaling.set_max_replicas(std::max(scaling.min_replicas(), 1));
 }
 
+// Whether the autoscaler decides the replica count: between min and max, or down to zero.
+bool Autoscales(const Function& function) {
+  const auto& scaling = function.scaling();
+  return scaling.min_replicas() == 0 || scaling.max_replicas() > scaling.min_replicas();
+}
+
+// The replicas a function starts with, and keeps while nothing is decided: one at least, so that
+// a new generation proves it runs.
+int InitialReplicas(const Function& function) {
+  return std::max(function.scaling().min_replicas(), 1);
+}
+
 void AddEndpoints(const std::string& function, const std::vector<Endpoint>& endpoints,
-                  eofaas::v1::WatchEndpointsResponse& response) {
+                  bool scales_to_zero, eofaas::v1::WatchEndpointsResponse& response) {
   auto* entry = response.add_functions();
   entry->set_function(function);
+  entry->set_scales_to_zero(scales_to_zero);
   for (const Endpoint& endpoint : endpoints) {
     auto* replica = entry->add_replicas();
     replica->set_address(endpoint.address);
     replica->set_concurrency(endpoint.concurrency);
     replica->set_generation(endpoint.generation);
   }
-}
-
-int DesiredReplicas(const Function& function) {
-  return std::max(function.scaling().min_replicas(), 1);
 }
 
 absl::Status NotFound(const std::string& name) {
@@ -91,6 +102,23 @@ const char* BuildResult(BuildPhase phase) {
 }
 
 }  // namespace
+
+int Controller::DesiredReplicas(const Entry& entry) {
+  const Function& function = entry.record.function();
+  if (!Autoscales(function) || !entry.autoscaled) return InitialReplicas(function);
+  int desired = std::clamp(entry.autoscaled->desired_replicas, function.scaling().min_replicas(),
+                           function.scaling().max_replicas());
+  // A generation being rolled out runs at least one replica, so that it proves it starts.
+  if (function.status().observed_generation() != entry.record.deployed().generation()) {
+    desired = std::max(desired, 1);
+  }
+  return desired;
+}
+
+bool Controller::ScalesToZero(const Entry& entry) {
+  return entry.record.has_deployed() && !entry.deleting &&
+         entry.record.function().scaling().min_replicas() == 0;
+}
 
 Controller::Controller(ControllerOptions options, Store& store, const TemplateCatalog& templates,
                        Builder& builder, Deployer& deployer, const common::Clock& clock,
@@ -118,6 +146,9 @@ const Controller::Entry* Controller::Find(const std::string& name) const {
 }
 
 absl::Status Controller::Start() {
+  auto autoscaler = Autoscaler::Create(options_.autoscaler, clock_);
+  if (!autoscaler.ok()) return autoscaler.status();
+  autoscaler_ = *std::move(autoscaler);
   auto records = store_.LoadAll();
   if (!records.ok()) return records.status();
   {
@@ -192,7 +223,7 @@ absl::Status Controller::Commit(Entry& entry) {
   DeployPhase phase = FunctionOf(entry).status().deploy_phase();
   metrics_.FunctionPhaseChanged(entry.counted_phase, phase);
   entry.counted_phase = phase;
-  function_events_.Publish(FunctionEvent{WithoutFiles(FunctionOf(entry)), false});
+  function_events_.Publish(FunctionEvent{WithoutFiles(View(entry)), false});
   return absl::OkStatus();
 }
 
@@ -204,7 +235,7 @@ bool Controller::Refresh(Entry& entry) {
       .deleting = entry.deleting,
       .deployed = entry.record.has_deployed(),
       .generation = entry.record.deployed().generation(),
-      .desired = DesiredReplicas(function),
+      .desired = DesiredReplicas(entry),
       .build_failure = entry.record.build_failure(),
       .deploy_failure = entry.deploy_failure,
       .observation = entry.observation ? &*entry.observation : nullptr,
@@ -262,7 +293,7 @@ absl::StatusOr<Function> Controller::Create(Function function) {
   status->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
   status->set_deploy_phase(DeployPhase::DEPLOY_PHASE_PENDING);
   status->set_message("waiting for a successful build");
-  status->set_desired_replicas(DesiredReplicas(function));
+  status->set_desired_replicas(InitialReplicas(function));
   FunctionRecord record;
   *record.mutable_function() = function;
   if (auto stored = store_.Insert(record); !stored.ok()) return stored;
@@ -315,17 +346,22 @@ absl::StatusOr<Function> Controller::Update(Function function, int64_t expected_
   if (auto stored = store_.Update(next); !stored.ok()) return stored;
   entry->record = std::move(next);
   entry->build = BuildMachine();
+  if (!Autoscales(FunctionOf(*entry)) && entry->autoscaled) {
+    entry->autoscaled.reset();
+    metrics_.AutoscalerForgot(function.name());
+  }
   Refresh(*entry);
   (void)Commit(*entry);
+  PublishEndpoints(*entry);  // whether it scales to zero may have changed
   StartBuild(*entry);
-  return FunctionOf(*entry);
+  return View(*entry);
 }
 
 absl::StatusOr<Function> Controller::Get(const std::string& name) const {
   std::lock_guard lock(mu_);
   const Entry* entry = Find(name);
   if (entry == nullptr) return NotFound(name);
-  return entry->record.function();
+  return View(*entry);
 }
 
 absl::StatusOr<FunctionPage> Controller::List(int32_t page_size,
@@ -341,7 +377,7 @@ absl::StatusOr<FunctionPage> Controller::List(int32_t page_size,
   FunctionPage page;
   auto it = page_token.empty() ? entries_.begin() : entries_.upper_bound(after);
   for (; it != entries_.end() && static_cast<int32_t>(page.functions.size()) < page_size; ++it) {
-    page.functions.push_back(WithoutFiles(it->second->record.function()));
+    page.functions.push_back(WithoutFiles(View(*it->second)));
   }
   if (it != entries_.end()) {
     page.next_page_token = absl::WebSafeBase64Escape(page.functions.back().name());
@@ -384,9 +420,14 @@ absl::StatusOr<Function> Controller::Scale(const std::string& name, int32_t min_
   *next.mutable_function()->mutable_scaling() = scaling;
   if (auto stored = store_.Update(next); !stored.ok()) return stored;
   *FunctionOf(*entry).mutable_scaling() = scaling;
+  if (!Autoscales(FunctionOf(*entry)) && entry->autoscaled) {
+    entry->autoscaled.reset();
+    metrics_.AutoscalerForgot(name);
+  }
   if (entry->record.has_deployed()) Deploy(*entry);
   Settle(*entry);
-  return FunctionOf(*entry);
+  PublishEndpoints(*entry);  // whether it scales to zero may have changed
+  return View(*entry);
 }
 
 absl::Status Controller::FindChangeable(const std::string& name, Entry*& entry) {
@@ -526,7 +567,7 @@ void Controller::Deploy(Entry& entry) {
         .bundle_dir = builder_.BundleDir(revision.artifact()),
         .command = tmpl->run,
         .env = {revision.env().begin(), revision.env().end()},
-        .replicas = DesiredReplicas(function),
+        .replicas = DesiredReplicas(entry),
         .concurrency = revision.concurrency(),
     };
     if (auto status = deployer_.Apply(spec); !status.ok()) {
@@ -566,6 +607,8 @@ void Controller::FinishDeleteLocked(const std::string& name) {
   // Whoever follows a build of the function hears that it will not finish.
   build_log_events_.Publish(
       BuildLogEvent{name, FunctionOf(*entry).status().generation(), {"function deleted"}, true});
+  autoscaler_->Forget(name);
+  if (entry->autoscaled) metrics_.AutoscalerForgot(name);
   eofaas::v1::WatchEndpointsResponse removed;
   removed.add_removed(name);
   endpoint_events_.Publish(removed);
@@ -576,8 +619,62 @@ void Controller::FinishDeleteLocked(const std::string& name) {
 
 void Controller::PublishEndpoints(const Entry& entry) {
   eofaas::v1::WatchEndpointsResponse change;
-  AddEndpoints(entry.record.function().name(), entry.endpoints, change);
+  AddEndpoints(entry.record.function().name(), entry.endpoints, ScalesToZero(entry), change);
   endpoint_events_.Publish(change);
+}
+
+void Controller::Autoscale(Entry& entry) {
+  const Function& function = FunctionOf(entry);
+  if (!Autoscales(function) || !entry.record.has_deployed() || entry.deleting) return;
+  const ScalingSpec spec{
+      .min_replicas = function.scaling().min_replicas(),
+      .max_replicas = function.scaling().max_replicas(),
+      .target_concurrency = static_cast<double>(std::max(entry.record.deployed().concurrency(), 1)),
+  };
+  const int ready = entry.observation ? entry.observation->ready : 0;
+  absl::StatusOr<Decision> decision = autoscaler_->Decide(function.name(), ready, spec);
+  if (!decision.ok()) {
+    common::LogError("function ", function.name(), ": autoscaler: ", decision.status().ToString());
+    return;
+  }
+  metrics_.Autoscaled(function.name(), decision->desired_replicas, decision->stable_concurrency);
+  const int before = DesiredReplicas(entry);
+  entry.autoscaled = *std::move(decision);
+  const int after = DesiredReplicas(entry);
+  if (after != before) {
+    common::LogInfo("function ", function.name(), ": autoscaler: ", before, " -> ", after,
+                    " replicas (", entry.autoscaled->reason, ")");
+    Deploy(entry);
+  }
+}
+
+Function Controller::View(const Entry& entry) const {
+  Function function = entry.record.function();
+  if (entry.autoscaled && Autoscales(function)) {
+    auto* status = function.mutable_status()->mutable_autoscaler();
+    status->set_stable_concurrency(entry.autoscaled->stable_concurrency);
+    status->set_panic_concurrency(entry.autoscaled->panic_concurrency);
+    status->set_panicking(entry.autoscaled->panicking);
+    status->set_reason(entry.autoscaled->reason);
+  }
+  return function;
+}
+
+void Controller::ReportLoad(const std::string& proxy,
+                            const std::map<std::string, int64_t>& concurrency) {
+  std::lock_guard lock(mu_);
+  if (stopping_ || autoscaler_ == nullptr) return;
+  for (auto& [name, entry] : entries_) {
+    if (entry->deleting || !Autoscales(FunctionOf(*entry))) continue;
+    auto it = concurrency.find(name);
+    const int64_t load = it == concurrency.end() ? 0 : it->second;
+    (void)autoscaler_->Record(name, proxy, static_cast<double>(load));
+    // Calls waiting for a function at zero replicas start it now, not at the next tick.
+    if (load > 0 && entry->record.has_deployed() && DesiredReplicas(*entry) == 0) {
+      Autoscale(*entry);
+      Settle(*entry);
+    }
+  }
 }
 
 void Controller::CollectGarbageLocked() {
@@ -604,7 +701,9 @@ void Controller::TickLoop() {
     tick_cv_.wait_for(lock, std::chrono::milliseconds(500));
     if (stopping_) break;
     for (auto& [name, entry] : entries_) {
-      if (entry->record.has_deployed()) Settle(*entry);
+      if (!entry->record.has_deployed()) continue;
+      Autoscale(*entry);
+      Settle(*entry);
     }
   }
 }
@@ -649,7 +748,9 @@ uint64_t Controller::WatchEndpoints(Subscribers<eofaas::v1::WatchEndpointsRespon
   std::lock_guard lock(mu_);
   eofaas::v1::WatchEndpointsResponse snapshot;
   snapshot.set_snapshot(true);
-  for (const auto& [name, entry] : entries_) AddEndpoints(name, entry->endpoints, snapshot);
+  for (const auto& [name, entry] : entries_) {
+    AddEndpoints(name, entry->endpoints, ScalesToZero(*entry), snapshot);
+  }
   sink(snapshot);
   return endpoint_events_.Add(std::move(sink));
 }

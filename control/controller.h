@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/worker_pool.h"
+#include "control/autoscale/autoscaler.h"
 #include "control/build/build_machine.h"
 #include "control/build/builder.h"
 #include "control/build/template_catalog.h"
@@ -40,6 +41,8 @@ struct ControllerOptions {
   int max_functions = 1000;
   /// How long replicas may take to become ready before the function is DEGRADED.
   std::chrono::milliseconds progress_deadline{60000};
+  /// Windows and limits of the autoscaler (validated by Start).
+  AutoscalerOptions autoscaler;
 };
 
 /// A change of one function, as watchers see it.
@@ -71,6 +74,7 @@ class Controller {
 
   /// Loads the store, starts the deployer (adopting live replicas) and resumes every function:
   /// unfinished builds run again, deletions complete, built generations are deployed.
+  /// INVALID_ARGUMENT when the autoscaler's options do not validate.
   absl::Status Start();
   /// Cancels builds and drains every replica.
   void Shutdown();
@@ -101,9 +105,19 @@ class Controller {
   uint64_t WatchEndpoints(Subscribers<eofaas::v1::WatchEndpointsResponse>::Sink sink);
   void UnwatchEndpoints(uint64_t id) { endpoint_events_.Remove(id); }
 
+  /// One proxy's load: in-flight plus queued invocations by function (functions not listed have
+  /// none). Feeds the autoscaler; a function at zero replicas with load is scaled up at once.
+  void ReportLoad(const std::string& proxy, const std::map<std::string, int64_t>& concurrency);
+
  private:
   struct Entry;
 
+  // The replicas the entry's function wants now: the autoscaler's count when it decides, else
+  // its min_replicas (at least 1).
+  static int DesiredReplicas(const Entry& entry);
+  // While a function scales to zero, proxies hold its calls rather than fail them when it has
+  // no replica.
+  static bool ScalesToZero(const Entry& entry);
   Entry* Find(const std::string& name);
   const Entry* Find(const std::string& name) const;
   // NOT_FOUND, FAILED_PRECONDITION (deleting) or UNAVAILABLE (stopping) unless `name` may
@@ -123,6 +137,11 @@ class Controller {
                             std::vector<std::string> lines, bool done);
   // Hands the deployed revision to the deployer (or records why it cannot be).
   void Deploy(Entry& entry);
+  // Asks the autoscaler for the entry's replica count and deploys it when it changed. Caller
+  // holds mu_.
+  void Autoscale(Entry& entry);
+  // The function as callers see it: the record's, with the autoscaler's latest decision.
+  Function View(const Entry& entry) const;
   void OnObservation(const DeploymentObservation& observation);
   void FinishDeleteLocked(const std::string& name);
   void PublishEndpoints(const Entry& entry);
@@ -144,6 +163,7 @@ class Controller {
   Subscribers<BuildLogEvent> build_log_events_;
   Subscribers<eofaas::v1::WatchEndpointsResponse> endpoint_events_;
 
+  std::unique_ptr<Autoscaler> autoscaler_;  // set by Start
   std::unique_ptr<common::WorkerPool> build_pool_;
   // Re-judges deploy phases over time (progress deadlines) even when nothing is observed.
   std::thread ticker_;

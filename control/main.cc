@@ -40,6 +40,9 @@ struct Flags {
   absl::Duration build_timeout = absl::Minutes(5);
   absl::Duration drain_timeout = absl::Seconds(10);
   absl::Duration progress_deadline = absl::Seconds(60);
+  absl::Duration autoscale_stable_window = absl::Seconds(60);
+  absl::Duration autoscale_panic_window = absl::Seconds(6);
+  absl::Duration scale_to_zero_grace = absl::Seconds(60);
 };
 
 absl::Status Run(int argc, char** argv) {
@@ -66,6 +69,15 @@ absl::Status Run(int argc, char** argv) {
                       &flags.drain_timeout);
   options.AddDuration("progress_deadline", "how long replicas may take to become ready",
                       &flags.progress_deadline);
+  options.AddDuration("autoscale_stable_window",
+                      "the autoscaler averages the observed concurrency over this window",
+                      &flags.autoscale_stable_window);
+  options.AddDuration("autoscale_panic_window",
+                      "the short window that detects bursts (panic mode scales up at once)",
+                      &flags.autoscale_panic_window);
+  options.AddDuration("scale_to_zero_grace",
+                      "idle time after which a function with min_replicas 0 has no replica",
+                      &flags.scale_to_zero_grace);
   if (auto status = options.Parse(argc, argv); !status.ok()) return status;
   if (options.help_requested()) {
     std::cout << options.Usage();
@@ -132,6 +144,11 @@ absl::Status Run(int argc, char** argv) {
   controller_options.max_functions = static_cast<int>(flags.max_functions);
   controller_options.build_workers = static_cast<int>(flags.build_workers);
   controller_options.progress_deadline = absl::ToChronoMilliseconds(flags.progress_deadline);
+  controller_options.autoscaler.stable_window =
+      absl::ToChronoSeconds(flags.autoscale_stable_window);
+  controller_options.autoscaler.panic_window = absl::ToChronoSeconds(flags.autoscale_panic_window);
+  controller_options.autoscaler.scale_to_zero_grace =
+      absl::ToChronoSeconds(flags.scale_to_zero_grace);
   Controller controller(controller_options, **store, **templates, builder, **deployer,
                         common::SteadyClock::Get(), metrics);
 

@@ -27,11 +27,18 @@ class ControlMetrics {
                      std::optional<double> seconds);
   /// Moves one function between deploy-phase gauges (UNSPECIFIED means "none").
   void FunctionPhaseChanged(eofaas::v1::DeployPhase from, eofaas::v1::DeployPhase to);
+  /// The autoscaler's latest decision for `function` and the concurrency it was made from.
+  void Autoscaled(const std::string& function, int desired_replicas, double concurrency);
+  /// Drops the series of a function the autoscaler no longer decides for (deleted, or scaled
+  /// by hand).
+  void AutoscalerForgot(const std::string& function);
 
  private:
   prometheus::Family<prometheus::Counter>& builds_;
   prometheus::Histogram& build_duration_;
   std::map<eofaas::v1::DeployPhase, prometheus::Gauge*> functions_;
+  prometheus::Family<prometheus::Gauge>& desired_replicas_;
+  prometheus::Family<prometheus::Gauge>& observed_concurrency_;
 };
 
 }  // namespace eofaas::control

@@ -1,4 +1,5 @@
-// eofaas.v1.Endpoints over gRPC: streams every function's ready replicas to proxies.
+// eofaas.v1.Endpoints over gRPC: streams every function's ready replicas to proxies, and takes
+// their load reports for the autoscaler.
 #pragma once
 
 #include "control/controller.h"
@@ -13,6 +14,11 @@ class EndpointsService final : public eofaas::v1::Endpoints::CallbackService {
   grpc::ServerWriteReactor<eofaas::v1::WatchEndpointsResponse>* WatchEndpoints(
       grpc::CallbackServerContext* context,
       const eofaas::v1::WatchEndpointsRequest* request) override;
+
+  /// Every report goes to Controller::ReportLoad. INVALID_ARGUMENT naming the field for a report
+  /// without `proxy`, or with a negative count (the stream ends; earlier reports stand).
+  grpc::ServerReadReactor<eofaas::v1::ReportLoadRequest>* ReportLoad(
+      grpc::CallbackServerContext* context, eofaas::v1::ReportLoadResponse* response) override;
 
  private:
   Controller& controller_;

@@ -167,8 +167,9 @@ absl::StatusOr<Decision> Autoscaler::Decide(absl::string_view function, int32_t 
       // Nothing to serve for the whole grace: no step limit on the way down.
       desired = 0;
       decision.reason = absl::StrFormat("idle for %ds: scale to zero", idle.count());
-    } else if (want == 0 && (desired > 0 || state.last_active_second)) {
-      // No demand, but not idle for long enough: keep at least the last replica.
+    } else if (want == 0) {
+      // No demand, but not idle for long enough: keep one replica (also while it starts, when
+      // none is ready yet).
       desired = std::max<int64_t>(desired, 1);
       absl::StrAppend(&decision.reason, "; idle ", idle.count(), "s of ",
                       options_.scale_to_zero_grace.count(), "s before scale to zero");

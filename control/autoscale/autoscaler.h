@@ -85,7 +85,7 @@ struct Decision {
 ///   no more than ceil(max_scale_up_rate × max(ready, 1));
 /// - zero replicas only with min_replicas 0, outside panic mode, once nothing has been observed
 ///   for `scale_to_zero_grace` (counted from the first sample or decision after start-up or
-///   Forget); until then at least one replica is kept once concurrency has been seen;
+///   Forget); until then at least one replica is kept, ready or not;
 /// - from zero, any concurrency in the windows wants at least one replica at once, since the
 ///   windows average over the seconds they have seen and round up.
 class Autoscaler {

@@ -297,7 +297,10 @@ TEST_F(AutoscalerTest, FromZeroTheFirstRequestWantsOneReplicaAtOnce) {
   scaling_.min_replicas = 0;
   Start();
   ready_ = 0;
-  for (int t = 0; t < 300; ++t) ASSERT_EQ(Tick(0).desired_replicas, 0) << "t=" << t;
+  // A new function keeps one replica (even while none is ready) until idle for the grace.
+  for (int t = 0; t < 300; ++t) {
+    ASSERT_EQ(Tick(0).desired_replicas, t < 60 ? 1 : 0) << "t=" << t;
+  }
   // One held request: 1/60 over the stable window, still one replica in the same second.
   Record(1);
   const Decision decision = Decide(0);
@@ -310,8 +313,8 @@ TEST_F(AutoscalerTest, FromZeroTheFirstRequestWantsOneReplicaAtOnce) {
 TEST_F(AutoscalerTest, NewFunctionCountsItsFirstSamplesInFull) {
   scaling_.min_replicas = 0;
   Start();
-  // Without demand a new function stays at zero.
-  EXPECT_EQ(Decide(0).desired_replicas, 0);
+  // Without demand a new function keeps one replica, ready or not, until idle for the grace.
+  EXPECT_EQ(Decide(0).desired_replicas, 1);
   clock_.Advance(seconds(1));
   // Five held requests: averaged over the two seconds seen, 2.5 → 2 replicas.
   Record(5);
