@@ -29,6 +29,8 @@
 #
 # Usage: bench/run_proxy_bench.sh [--duration SECONDS (10)] [--connections N (64)]
 #                                 [--replicas K (2)] [--no-build]
+# EOFAAS_BUILD_DIR names the build directory the binaries come from (default build, the one
+# scripts/build.sh builds; another one is expected to be built already: use --no-build).
 # Exits non-zero when a row fails or a target is missed. Logs and configs are kept in the
 # printed temporary directory when something failed.
 set -euo pipefail
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+build_dir=${EOFAAS_BUILD_DIR:-build}
 if [ "$build" = 1 ] && ! build_log=$(scripts/build.sh 2>&1); then
   echo "$build_log" | tail -40 >&2
   echo "error: scripts/build.sh failed" >&2
@@ -113,7 +116,7 @@ head -c "$map_bytes" /dev/zero >"$data"
 replica_pids=()
 replica_addresses=()
 for i in $(seq "$replica_count"); do
-  "${load[@]}" build/bench/echo_replica --listen 127.0.0.1:0 >"$tmp/replica$i.log" 2>&1 &
+  "${load[@]}" "$build_dir"/bench/echo_replica --listen 127.0.0.1:0 >"$tmp/replica$i.log" 2>&1 &
   pids+=($!)
   replica_pids+=($!)
 done
@@ -139,11 +142,11 @@ done
 proxy_args=(--endpoints "$tmp/endpoints.yaml" --threads 1 --listen "127.0.0.1:$grpc_port"
   --metrics_listen "127.0.0.1:$metrics_port" --data_root "$tmp/data")
 has_http_ingress=0
-if build/proxy/eofaas-proxy --help | grep -q -- '--http_listen'; then
+if "$build_dir"/proxy/eofaas-proxy --help | grep -q -- '--http_listen'; then
   has_http_ingress=1
   proxy_args+=(--http_listen "127.0.0.1:$http_port")
 fi
-"${sut[@]}" build/proxy/eofaas-proxy "${proxy_args[@]}" 2>"$tmp/proxy.log" &
+"${sut[@]}" "$build_dir"/proxy/eofaas-proxy "${proxy_args[@]}" 2>"$tmp/proxy.log" &
 proxy_pid=$!
 pids+=($proxy_pid)
 wait_port "$grpc_port" eofaas-proxy "$tmp/proxy.log"
@@ -281,7 +284,7 @@ fi
 # --- gRPC -----------------------------------------------------------------------------------
 echo
 echo "gRPC: Invoke with $connections calls outstanding for ${duration}s; then one Map of $map_bytes cursors (max_in_flight $map_max_in_flight)"
-"${load[@]}" build/bench/proxy_bench --target "127.0.0.1:$grpc_port" --pid "$proxy_pid" \
+"${load[@]}" "$build_dir"/bench/proxy_bench --target "127.0.0.1:$grpc_port" --pid "$proxy_pid" \
   --invoke_uri "file://$data" --invoke_concurrency "$connections" \
   --invoke_duration "${duration}s" --map_input "file://$data" --map_chunk_bytes 1 \
   --map_max_in_flight "$map_max_in_flight" >"$tmp/proxy_bench.out" || failed=1

@@ -1,17 +1,19 @@
 #include "proxy/ingress/http_ingress.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <chrono>
 #include <optional>
 #include <utility>
 
@@ -29,62 +31,77 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using Request = http::request<http::string_body>;
+using SteadyClock = std::chrono::steady_clock;
+// A connection's socket and timer run their handlers on its strand, without type erasure.
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Socket = asio::basic_stream_socket<tcp, Strand>;
+using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>, Strand>;
 
 constexpr uint32_t kMaxHeaderBytes = 16 << 10;
+constexpr size_t kReadBytes = 16 << 10;
 constexpr std::chrono::seconds kLingerTimeout(2);
 
-// StartInvoke as an asynchronous operation: completes with the call's status on the executor of
-// the awaiting coroutine.
-template <typename Token>
-auto AsyncInvoke(const IngressServices& services, const eofaas::v1::InvokeRequest& request,
-                 std::shared_ptr<CallGroup> group, eofaas::v1::InvokeResponse& response,
-                 Token&& token) {
-  return asio::async_initiate<Token, void(absl::Status)>(
-      [&services, &request, &response, group](auto handler) mutable {
-        auto executor = asio::get_associated_executor(handler);
-        StartInvoke(services, request, std::nullopt, std::move(group), response,
-                    [handler = std::move(handler), executor](absl::Status status) mutable {
-                      asio::post(executor, [handler = std::move(handler),
-                                            status = std::move(status)]() mutable {
-                        std::move(handler)(std::move(status));
-                      });
-                    });
-      },
-      token);
-}
+// What the ingress keeps of a request, filled by RequestParser; reused from request to request.
+struct RequestParts {
+  std::string method;
+  std::string target;
+  std::string content_type;  // the first Content-Type field, empty without one
+  std::string body;
+  unsigned version = 11;
 
-// Runs an invoke request; `group` holds its call group meanwhile, so that it can be cancelled.
-asio::awaitable<HttpAnswer> Invoke(const IngressServices& services, const Request& request,
-                                   std::shared_ptr<CallGroup>& group) {
-  const std::string_view function = *InvokeRoute(request.target());
-  absl::StatusOr<eofaas::v1::InvokeRequest> invoke = ParseInvokeBody(function, request.body());
-  if (!invoke.ok()) co_return ErrorAnswer(invoke.status());
-  group = std::make_shared<CallGroup>();
-  eofaas::v1::InvokeResponse response;
-  absl::Status status =
-      co_await AsyncInvoke(services, *invoke, group, response, asio::use_awaitable);
-  group.reset();
-  co_return InvokeAnswer(status, response);
-}
+  void Clear() {
+    method.clear();
+    target.clear();
+    content_type.clear();
+    body.clear();
+    version = 11;
+  }
+};
 
-http::response<http::string_body> ToResponse(HttpAnswer answer, unsigned version, bool keep_alive) {
-  http::response<http::string_body> response(static_cast<http::status>(answer.status), version);
-  if (!answer.content_type.empty()) response.set(http::field::content_type, answer.content_type);
-  for (auto& [name, value] : answer.headers) response.set(name, value);
-  response.body() = std::move(answer.body);
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  return response;
-}
+// Beast's HTTP/1.1 request parser (framing, chunked bodies, limits, keep-alive), storing only the
+// parts the ingress reads instead of every header field.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  explicit RequestParser(RequestParts& parts) : parts_(parts) {}
 
-// The answer to a request that could not be read, or nullopt when the connection just ended
-// (closed, reset, timed out or shut down).
-std::optional<HttpAnswer> ReadFailureAnswer(const beast::error_code& error, bool got_some) {
-  const bool malformed =
-      error.category() == http::make_error_code(http::error::bad_target).category();
-  if (!got_some || !malformed || error == http::error::end_of_stream ||
-      error == http::error::partial_message) {
+ private:
+  void on_request_impl(http::verb, beast::string_view method, beast::string_view target,
+                       int version, beast::error_code&) override {
+    parts_.method.assign(method.data(), method.size());
+    parts_.target.assign(target.data(), target.size());
+    parts_.version = static_cast<unsigned>(version);
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field name, beast::string_view, beast::string_view value,
+                     beast::error_code&) override {
+    if (name == http::field::content_type && !seen_content_type_) {
+      seen_content_type_ = true;
+      parts_.content_type.assign(value.data(), value.size());
+    }
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) parts_.body.reserve(*length);  // within the body limit, checked before
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    parts_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    parts_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  RequestParts& parts_;
+  bool seen_content_type_ = false;
+};
+
+// The answer to a request that could not be parsed, or nullopt when the connection just ends.
+std::optional<HttpAnswer> ParseFailureAnswer(const beast::error_code& error, bool got_some) {
+  if (!got_some || error == http::error::end_of_stream || error == http::error::partial_message) {
     return std::nullopt;
   }
   HttpAnswer answer = ErrorAnswer(absl::InvalidArgumentError(
@@ -97,15 +114,213 @@ std::optional<HttpAnswer> ReadFailureAnswer(const beast::error_code& error, bool
 
 }  // namespace
 
-struct HttpIngress::Connection {
-  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
+// One keep-alive connection: read a request, run it, write the answer, again; then a lingering
+// close. Owned by the ingress's table and by its pending handlers (std::shared_ptr). Everything
+// runs on the socket's strand, but the call's completion, which is posted there.
+//
+// Timeouts: a request must arrive whole, and an answer be taken, within the idle timeout. Rather
+// than re-arm a timer for every request, the connection moves `deadline_` and one timer per
+// connection wakes at the latest at the deadline it had when armed, then sleeps again until the
+// current one (deadlines only move later, but for the lingering close, which re-arms).
+class HttpIngress::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(HttpIngress& ingress, Socket socket)
+      : ingress_(ingress),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        idle_timeout_(absl::ToChronoNanoseconds(ingress.options_.idle_timeout)) {}
 
-  // On the connection's strand only, like `idle` and `group`.
-  beast::tcp_stream stream;
-  // Waiting for the next request (rather than working on one).
-  bool idle = true;
-  // The request in progress.
-  std::shared_ptr<CallGroup> group;
+  void Start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      self->socket_.non_blocking(true, ignored);  // answers are written at once when they fit
+      self->armed_until_ = SteadyClock::now() + self->idle_timeout_;
+      self->Wait();
+      self->NextRequest();
+    });
+  }
+
+  const Strand& executor() { return socket_.get_executor(); }
+
+  // On the strand, at shutdown: a connection waiting for a request closes now.
+  void CloseIfIdle() {
+    if (idle_) CloseSocket();
+  }
+
+  // On the strand, when the shutdown grace is over: the call in progress is cancelled.
+  void Abort() {
+    group_->Cancel();
+    CloseSocket();
+  }
+
+ private:
+  void NextRequest() {
+    parts_.Clear();
+    parser_.emplace(parts_);
+    parser_->eager(true);
+    parser_->body_limit(ingress_.options_.max_body_bytes);
+    parser_->header_limit(kMaxHeaderBytes);
+    idle_ = true;
+    deadline_ = SteadyClock::now() + idle_timeout_;
+    ParseOrRead();
+  }
+
+  // Parses what was read; reads more while the request is not whole.
+  void ParseOrRead() {
+    while (buffer_.size() > 0) {
+      beast::error_code error;
+      const size_t used = parser_->put(buffer_.data(), error);
+      buffer_.consume(used);
+      if (error == http::error::need_more) break;
+      if (error) return ParseFailed(error);
+      if (parser_->is_done()) return OnRequest();
+      if (used == 0) break;
+    }
+    socket_.async_read_some(buffer_.prepare(kReadBytes),
+                            [self = shared_from_this()](boost::system::error_code error, size_t n) {
+                              self->OnRead(error, n);
+                            });
+  }
+
+  void OnRead(const boost::system::error_code& error, size_t n) {
+    if (error) return Linger();  // closed, reset, timed out or shut down: no answer
+    buffer_.commit(n);
+    ParseOrRead();
+  }
+
+  void ParseFailed(const beast::error_code& error) {
+    std::optional<HttpAnswer> answer = ParseFailureAnswer(error, parser_->got_some());
+    if (!answer) return Linger();
+    idle_ = false;
+    keep_alive_ = false;
+    Respond(*std::move(answer));
+  }
+
+  void OnRequest() {
+    idle_ = false;
+    deadline_ = SteadyClock::time_point::max();  // the call has its own deadline
+    keep_alive_ = parser_->keep_alive();
+    if (std::optional<HttpAnswer> answer =
+            RejectRequestLine(parts_.method, parts_.target, parts_.content_type)) {
+      return Respond(*std::move(answer));
+    }
+    if (absl::Status parsed = ParseInvokeBody(*InvokeRoute(parts_.target), parts_.body, invoke_);
+        !parsed.ok()) {
+      return Respond(ErrorAnswer(parsed));
+    }
+    response_.Clear();
+    StartInvoke(ingress_.services_, invoke_.request, invoke_.args_json, std::nullopt, group_,
+                response_, [self = shared_from_this()](absl::Status status) mutable {
+                  Connection& connection = *self;
+                  asio::post(connection.socket_.get_executor(),
+                             [self = std::move(self), status = std::move(status)] {
+                               self->Respond(InvokeAnswer(status, self->response_));
+                             });
+                });
+  }
+
+  void Respond(HttpAnswer answer) {
+    keep_alive_ = keep_alive_ && !ingress_.Draining();
+    head_.clear();
+    AppendResponseHead(answer, parts_.version, keep_alive_, head_);
+    body_ = std::move(answer.body);
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(body_)};
+    // Most answers fit in the socket's buffer: written now, without a trip through the reactor.
+    boost::system::error_code error;
+    const size_t written = socket_.write_some(buffers, error);
+    if (!error && written == head_.size() + body_.size()) return Written();
+    if (error && error != asio::error::would_block && error != asio::error::try_again) {
+      return Linger();
+    }
+    deadline_ = SteadyClock::now() + idle_timeout_;
+    std::array<asio::const_buffer, 2> rest = buffers;
+    if (written < head_.size()) {
+      rest[0] = rest[0] + written;
+    } else {
+      rest[0] = asio::const_buffer();
+      rest[1] = rest[1] + (written - head_.size());
+    }
+    asio::async_write(socket_, rest,
+                      [self = shared_from_this()](boost::system::error_code error, size_t) {
+                        if (error) return self->Linger();
+                        self->Written();
+                      });
+  }
+
+  void Written() {
+    if (body_.capacity() > kReadBytes) std::string().swap(body_);  // large results are not kept
+    if (!keep_alive_ || ingress_.Draining()) return Linger();
+    NextRequest();
+  }
+
+  // A lingering close: the client may still be sending (a body answered 413 before it was read).
+  // Closing at once would reset the connection and lose the answer, so the rest is read and
+  // dropped until the client closes, for a short while at most.
+  void Linger() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    deadline_ = SteadyClock::now() + kLingerTimeout;
+    if (deadline_ < armed_until_) {
+      armed_until_ = deadline_;
+      Wait();  // replaces the wait for a later deadline
+    }
+    Discard();
+  }
+
+  void Discard() {
+    buffer_.clear();
+    socket_.async_read_some(buffer_.prepare(kReadBytes),
+                            [self = shared_from_this()](boost::system::error_code error, size_t) {
+                              if (error) return self->End();
+                              self->Discard();
+                            });
+  }
+
+  void End() {
+    ended_ = true;
+    CloseSocket();
+    timer_.cancel();
+    ingress_.Forget(this);
+  }
+
+  void CloseSocket() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+  // Waits until armed_until_, then closes the socket when the deadline has passed, or waits for
+  // it (or the next check, while a call runs).
+  void Wait() {
+    timer_.expires_at(armed_until_);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (error || self->ended_) return;  // cancelled: re-armed, or the connection ended
+      const auto now = SteadyClock::now();
+      if (now >= self->deadline_) return self->CloseSocket();  // the pending operation ends
+      self->armed_until_ = std::min(self->deadline_, now + self->idle_timeout_);
+      self->Wait();
+    });
+  }
+
+  HttpIngress& ingress_;
+  Socket socket_;
+  Timer timer_;
+  const std::chrono::nanoseconds idle_timeout_;
+  // When the connection closes unless it made progress, and when the timer wakes next.
+  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  SteadyClock::time_point armed_until_;
+  beast::flat_buffer buffer_;
+  RequestParts parts_;
+  std::optional<RequestParser> parser_;
+  InvokeBody invoke_;
+  eofaas::v1::InvokeResponse response_;
+  // Cancelled at shutdown only, so one serves every call of the connection.
+  const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
+  std::string head_;
+  std::string body_;
+  // Waiting for a request (rather than working on one).
+  bool idle_ = true;
+  bool keep_alive_ = false;
+  bool ended_ = false;
 };
 
 HttpIngress::HttpIngress(asio::io_context& io, const IngressServices& services,
@@ -169,75 +384,23 @@ asio::awaitable<void> HttpIngress::Accept() {
     }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<Connection>(std::move(socket));
+    auto connection = std::make_shared<Connection>(*this, std::move(socket));
     {
       absl::MutexLock lock(&mu_);
-      if (draining_) continue;  // the socket closes with the connection
+      if (Draining()) continue;  // the socket closes with the connection
       connections_.emplace(connection.get(), connection);
     }
-    asio::co_spawn(strand, Serve(std::move(connection)), asio::detached);
+    connection->Start();
   }
   absl::MutexLock lock(&mu_);
   accepting_ = false;
-}
-
-asio::awaitable<void> HttpIngress::Serve(std::shared_ptr<Connection> connection) {
-  beast::tcp_stream& stream = connection->stream;
-  beast::flat_buffer buffer;
-  for (bool keep_alive = true; keep_alive && !Draining();) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(options_.max_body_bytes);
-    parser.header_limit(kMaxHeaderBytes);
-    connection->idle = true;
-    stream.expires_after(absl::ToChronoNanoseconds(options_.idle_timeout));
-    auto [read_error, read] =
-        co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-    connection->idle = false;
-    std::optional<http::response<http::string_body>> response;
-    if (read_error) {
-      std::optional<HttpAnswer> answer = ReadFailureAnswer(read_error, parser.got_some());
-      if (!answer) break;
-      response = ToResponse(*std::move(answer), 11, false);
-      keep_alive = false;
-    } else {
-      stream.expires_never();
-      Request request = parser.release();
-      std::optional<HttpAnswer> answer = RejectRequestLine(
-          request.method_string(), request.target(), request[http::field::content_type]);
-      if (!answer) answer = co_await Invoke(services_, request, connection->group);
-      keep_alive = request.keep_alive() && !Draining();
-      response = ToResponse(*std::move(answer), request.version(), keep_alive);
-    }
-    stream.expires_after(absl::ToChronoNanoseconds(options_.idle_timeout));
-    auto [write_error, written] =
-        co_await http::async_write(stream, *response, asio::as_tuple(asio::use_awaitable));
-    if (write_error) break;
-  }
-  // A lingering close: the client may still be sending (a body answered 413 before it was read).
-  // Closing at once would reset the connection and lose the answer, so the rest is read and
-  // dropped until the client closes, for a short while at most.
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.expires_after(kLingerTimeout);
-  for (char discard[16 << 10];;) {
-    auto [error, read] =
-        co_await stream.async_read_some(asio::buffer(discard), asio::as_tuple(asio::use_awaitable));
-    if (error) break;
-  }
-  stream.close();
-  Forget(connection.get());
-}
-
-bool HttpIngress::Draining() {
-  absl::MutexLock lock(&mu_);
-  return draining_;
 }
 
 template <typename Action>
 void HttpIngress::ForEachConnection(Action action) {
   absl::MutexLock lock(&mu_);
   for (const auto& [_, connection] : connections_) {
-    asio::post(connection->stream.get_executor(), [connection, action] { action(*connection); });
+    asio::post(connection->executor(), [connection, action] { action(*connection); });
   }
 }
 
@@ -251,16 +414,14 @@ void HttpIngress::Shutdown(absl::Duration grace) {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    draining_ = true;
+    draining_ = true;  // under the lock, so that Accept registers nothing after it
   }
   asio::post(acceptor_.get_executor(), [this] {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
   });
   // Idle connections close now; busy ones after their answer.
-  ForEachConnection([](Connection& connection) {
-    if (connection.idle) connection.stream.close();
-  });
+  ForEachConnection([](Connection& connection) { connection.CloseIfIdle(); });
   auto all_gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !accepting_ && connections_.empty();
   };
@@ -268,10 +429,7 @@ void HttpIngress::Shutdown(absl::Duration grace) {
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&all_gone), grace);
   }
-  ForEachConnection([](Connection& connection) {
-    if (connection.group) connection.group->Cancel();
-    connection.stream.close();
-  });
+  ForEachConnection([](Connection& connection) { connection.Abort(); });
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(&all_gone));
 }

@@ -3,6 +3,7 @@
 // this file owns the listening socket and the keep-alive connections (Boost.Beast).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -30,7 +31,9 @@ struct HttpIngressOptions {
 };
 
 /// Serves on `io`'s threads, each connection on its own strand, one request at a time per
-/// connection. Thread-safe. `services` and `io` must outlive it, and `io` must run until
+/// connection (pipelined requests wait their turn). A connection keeps its buffers, request
+/// parser state and call group from request to request, and writes each answer at once when the
+/// socket takes it. Thread-safe. `services` and `io` must outlive it, and `io` must run until
 /// Shutdown returns.
 class HttpIngress {
  public:
@@ -50,19 +53,18 @@ class HttpIngress {
   void Shutdown(absl::Duration grace);
 
  private:
-  struct Connection;
+  class Connection;
 
   HttpIngress(boost::asio::io_context& io, const IngressServices& services,
               HttpIngressOptions options);
 
   boost::asio::awaitable<void> Accept();
-  boost::asio::awaitable<void> Serve(std::shared_ptr<Connection> connection);
 
   /// Runs `action` on the strand of every open connection.
   template <typename Action>
   void ForEachConnection(Action action);
   void Forget(Connection* connection);
-  bool Draining();
+  bool Draining() const { return draining_.load(std::memory_order_relaxed); }
 
   boost::asio::io_context& io_;
   const IngressServices& services_;
@@ -70,8 +72,9 @@ class HttpIngress {
   boost::asio::ip::tcp::acceptor acceptor_;
   int port_ = 0;
 
+  // Set once, by Shutdown; read by every request (keep-alive or not).
+  std::atomic<bool> draining_{false};
   absl::Mutex mu_;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool accepting_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);

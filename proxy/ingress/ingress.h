@@ -30,8 +30,9 @@ struct IngressOptions {
   /// plans that may wait for one; beyond it Map fails with RESOURCE_EXHAUSTED.
   size_t planner_threads = 2;
   size_t max_queued_plans = 64;
-  /// Threads that check Invoke's file:// cursors against the data roots (lstat, readlink), and
-  /// the checks that may wait; beyond it Invoke fails with RESOURCE_EXHAUSTED.
+  /// Threads that check Invoke's file:// cursors against data roots where lstat may block (on
+  /// NFS, SMB, FUSE, ...: DataRoots::MayBlock), and the checks that may wait; beyond it Invoke
+  /// fails with RESOURCE_EXHAUSTED. Cursors under local roots are checked on the calling thread.
   size_t cursor_check_threads = 2;
   size_t max_queued_cursor_checks = 4096;
 };

@@ -18,8 +18,9 @@ struct InvokeCall {
   eofaas::v1::InvokeResponse& response;
   std::shared_ptr<CallGroup> group;
   InvokeDone done;
-  std::string args_json;
   SteadyTime deadline;
+  // The args, kept only while the cursor check waits for a worker.
+  std::string args_json;
 };
 
 void Complete(std::unique_ptr<InvokeCall> call, InvokeOutcome outcome) {
@@ -41,14 +42,10 @@ void Complete(std::unique_ptr<InvokeCall> call, InvokeOutcome outcome) {
   std::move(call->done)(absl::OkStatus());
 }
 
-// Checks the cursor against the data roots (this may touch the file system), then dispatches.
-void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
-  if (auto status = ValidateCursor(call->request.cursor(), call->services.roots); !status.ok()) {
-    return std::move(call->done)(std::move(status));
-  }
+// Hands a call whose cursor passed its check to the dispatcher.
+void Dispatch(std::unique_ptr<InvokeCall> call, std::string_view args_json) {
   Invocation invocation;
-  invocation.body_prefix =
-      InvokeBodyPrefix(NewRequestId(), call->request.cursor(), call->args_json);
+  invocation.body_prefix = InvokeBodyPrefix(NewRequestId(), call->request.cursor(), args_json);
   invocation.deadline = call->deadline;
   invocation.max_attempts = call->services.options.max_attempts;
   invocation.group = call->group;
@@ -60,9 +57,19 @@ void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
                     });
 }
 
+// On a cursor-check worker: the check that may block, then the dispatch.
+void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
+  if (auto status = ValidateCursor(call->request.cursor(), call->services.roots); !status.ok()) {
+    return std::move(call->done)(std::move(status));
+  }
+  const std::string args_json = std::move(call->args_json);
+  Dispatch(std::move(call), args_json);
+}
+
 }  // namespace
 
 void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeRequest& request,
+                 std::optional<std::string_view> args_json,
                  std::optional<SteadyTime> caller_deadline, std::shared_ptr<CallGroup> group,
                  eofaas::v1::InvokeResponse& response, InvokeDone done) {
   // The budget counts from the request's arrival, cursor check included.
@@ -70,8 +77,13 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
   if (auto status = ValidateInvokeRequest(request); !status.ok()) {
     return std::move(done)(std::move(status));
   }
-  absl::StatusOr<std::string> args = ArgsJson(request.args());
-  if (!args.ok()) return std::move(done)(args.status());
+  std::string printed_args;
+  if (!args_json) {
+    absl::StatusOr<std::string> args = ArgsJson(request.args());
+    if (!args.ok()) return std::move(done)(args.status());
+    printed_args = *std::move(args);
+    args_json = printed_args;
+  }
   // An unknown function is answered before the data roots are consulted.
   if (auto capacity = services.dispatcher.Capacity(request.function()); !capacity.ok()) {
     return std::move(done)(capacity.status());
@@ -82,16 +94,20 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
       .response = response,
       .group = std::move(group),
       .done = std::move(done),
-      .args_json = *std::move(args),
       .deadline =
           InvocationDeadline(caller_deadline, *NonNegativeDuration(request.timeout(), "timeout"),
                              services.options.default_timeout, arrival)});
-  // Only file:// cursors touch the file system (http and s3 objects are not contacted).
-  if (!absl::StartsWithIgnoreCase(request.cursor().uri(), "file:")) {
-    return CheckCursorAndDispatch(std::move(call));
+  // The check runs here, on the caller's thread, unless it may block. No verdict is cached: a
+  // cached "inside the roots" would outlive a symlink swapped to lead outside, and the check
+  // costs a few lstat calls (http and s3 objects are not contacted at all).
+  if (std::optional<absl::Status> checked =
+          ValidateCursorWithoutBlocking(request.cursor(), services.roots)) {
+    if (!checked->ok()) return std::move(call->done)(*std::move(checked));
+    return Dispatch(std::move(call), *args_json);
   }
   // The pool's tasks are copyable functions: the call travels as a raw pointer, owned again by
   // the task or, when the pool refuses it, here.
+  call->args_json = std::string(*args_json);
   InvokeCall* pending = call.release();
   if (!services.cursor_checks.Submit(
           [pending] { CheckCursorAndDispatch(std::unique_ptr<InvokeCall>(pending)); })) {

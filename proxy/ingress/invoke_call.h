@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -18,15 +19,21 @@ namespace eofaas::proxy {
 /// error), or why there is no answer.
 using InvokeDone = absl::AnyInvocable<void(absl::Status) &&>;
 
-/// Runs `request`. Statuses: INVALID_ARGUMENT naming the field (function, timeout, cursor.*,
-/// args), NOT_FOUND for an unknown function, PERMISSION_DENIED for a file outside the data roots,
-/// RESOURCE_EXHAUSTED when too many cursor checks wait, then the dispatcher's. The budget counts
-/// from now: `timeout`, bounded by `caller_deadline`.
+/// Runs `request`. `args_json` is its args as a JSON object, as an HTTP body held them
+/// (http_translation.h); nullopt prints `request.args()` instead (gRPC). Statuses:
+/// INVALID_ARGUMENT naming the field (function, timeout, cursor.*, args), NOT_FOUND for an
+/// unknown function, PERMISSION_DENIED for a file outside the data roots, RESOURCE_EXHAUSTED when
+/// too many cursor checks wait, then the dispatcher's. The budget counts from now: `timeout`,
+/// bounded by `caller_deadline`.
 ///
-/// Never blocks. `request` and `response` must stay valid until `done` is called, which happens
-/// exactly once: before StartInvoke returns for a request error, otherwise on a cursor-check
-/// worker or a dispatcher thread. Cancelling `group` cancels the invocation.
+/// Never blocks: a file:// cursor is checked on the calling thread when its path stays on local
+/// file systems (a few lstat calls), on a cursor-check worker otherwise
+/// (DataRoots::MayBlock). `request`, `args_json` and `response` must stay valid until `done` is
+/// called, which happens exactly once: before StartInvoke returns for a request error (a cursor
+/// refused on the calling thread included), otherwise on a cursor-check worker or a dispatcher
+/// thread. Cancelling `group` cancels the invocation.
 void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeRequest& request,
+                 std::optional<std::string_view> args_json,
                  std::optional<SteadyTime> caller_deadline, std::shared_ptr<CallGroup> group,
                  eofaas::v1::InvokeResponse& response, InvokeDone done);
 

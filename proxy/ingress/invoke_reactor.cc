@@ -6,7 +6,7 @@
 namespace eofaas::proxy {
 
 void InvokeReactor::Start() {
-  StartInvoke(services_, request_, CallerDeadline(context_), group_, response_,
+  StartInvoke(services_, request_, std::nullopt, CallerDeadline(context_), group_, response_,
               [this](absl::Status status) { Finish(common::ToGrpcStatus(status)); });
 }
 

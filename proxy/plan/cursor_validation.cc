@@ -20,10 +20,10 @@ absl::Status NotNegative(absl::string_view field, absl::string_view name, int64_
   return Invalid(field, name, absl::StrCat("must not be negative, got ", value));
 }
 
-}  // namespace
-
-absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
-                            absl::string_view field) {
+// ValidateCursor; with `would_block` set, a file path is resolved without blocking, and
+// *would_block is true when that was not possible.
+absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
+                      absl::string_view field, bool* would_block) {
   if (cursor.uri().empty()) return Invalid(field, "uri", "required");
   for (auto [name, value] : {std::pair<absl::string_view, int64_t>{"offset", cursor.offset()},
                              {"part", cursor.part()},
@@ -53,7 +53,15 @@ absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoot
       if (absl::StrContains(cursor.uri(), '?')) {
         return Invalid(field, "uri", "a file URI has no query: percent-encode '?' as %3F");
       }
-      absl::StatusOr<ResolvedPath> resolved = roots.Resolve(uri->path, uri_field);
+      absl::StatusOr<ResolvedPath> resolved;
+      if (would_block == nullptr) {
+        resolved = roots.Resolve(uri->path, uri_field);
+      } else if (auto local = roots.ResolveWithoutBlocking(uri->path, uri_field)) {
+        resolved = *std::move(local);
+      } else {
+        *would_block = true;
+        return absl::OkStatus();
+      }
       if (!resolved.ok()) return resolved.status();
       if (!S_ISREG(resolved->stat.st_mode)) {
         return Invalid(field, "uri",
@@ -69,6 +77,22 @@ absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoot
       return absl::OkStatus();
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
+                            absl::string_view field) {
+  return Validate(cursor, roots, field, nullptr);
+}
+
+std::optional<absl::Status> ValidateCursorWithoutBlocking(const eofaas::v1::DataCursor& cursor,
+                                                          const DataRoots& roots,
+                                                          absl::string_view field) {
+  bool would_block = false;
+  absl::Status status = Validate(cursor, roots, field, &would_block);
+  if (would_block) return std::nullopt;
+  return status;
 }
 
 }  // namespace eofaas::proxy

@@ -2,6 +2,8 @@
 // INVALID_ARGUMENT naming the field, and file:// paths held to the data roots.
 #pragma once
 
+#include <optional>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "eofaas/v1/cursor.pb.h"
@@ -19,5 +21,12 @@ namespace eofaas::proxy {
 /// passed on unchanged when valid. Thread-safe.
 absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
                             absl::string_view field = "cursor");
+
+/// ValidateCursor for a thread that must not wait (an event loop): nullopt when a file path leads
+/// onto a file system where lstat may wait for a server (DataRoots::ResolveWithoutBlocking);
+/// ValidateCursor on a worker thread then.
+std::optional<absl::Status> ValidateCursorWithoutBlocking(const eofaas::v1::DataCursor& cursor,
+                                                          const DataRoots& roots,
+                                                          absl::string_view field = "cursor");
 
 }  // namespace eofaas::proxy

@@ -7,8 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <list>
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -51,9 +55,82 @@ absl::Status Denied(absl::string_view field, absl::string_view path, absl::strin
       absl::StrCat(field, ": \"", path, "\" is outside every data root", through));
 }
 
+// True when the canonical `path` is `dir` or lies below it.
+bool IsUnder(absl::string_view path, absl::string_view dir) {
+  return dir == "/" || path == dir ||
+         (absl::StartsWith(path, dir) && path.size() > dir.size() && path[dir.size()] == '/');
+}
+
+// File systems whose lstat and readlink answer from memory or a local disk. Anything else
+// (nfs, cifs, fuse.*, ceph, 9p, autofs, ...) may wait for a server, for ever on a hard mount.
+bool IsLocalFileSystem(absl::string_view type) {
+  static constexpr absl::string_view kLocal[] = {
+      "ext2",     "ext3",     "ext4",       "xfs",   "btrfs",  "f2fs",      "jfs",
+      "zfs",      "bcachefs", "nilfs2",     "vfat",  "msdos",  "exfat",     "ntfs3",
+      "udf",      "iso9660",  "squashfs",   "erofs", "tmpfs",  "ramfs",     "overlay",
+      "rootfs",   "devtmpfs", "proc",       "sysfs", "devpts", "cgroup",    "cgroup2",
+      "mqueue",   "tracefs",  "debugfs",    "bpf",   "pstore", "hugetlbfs", "securityfs",
+      "configfs", "efivarfs", "binfmt_misc"};
+  return std::find(std::begin(kLocal), std::end(kLocal), type) != std::end(kLocal);
+}
+
+// A mount point as /proc/self/mountinfo writes it: space, tab, newline and backslash as \ooo.
+std::string UnescapeMountPoint(absl::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 3 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '3' &&
+        text[i + 2] >= '0' && text[i + 2] <= '7' && text[i + 3] >= '0' && text[i + 3] <= '7') {
+      out.push_back(static_cast<char>((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 +
+                                      (text[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
+std::vector<std::string> PathsThatMayBlock(const std::vector<std::string>& roots,
+                                           absl::string_view mountinfo) {
+  std::vector<std::string> paths;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    // "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw": the mount point is
+    // the fifth field, the type the first after the lone "-".
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    auto separator = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || separator == fields.end() || std::next(separator) == fields.end() ||
+        IsLocalFileSystem(*std::next(separator))) {
+      continue;
+    }
+    const std::string mount_point = UnescapeMountPoint(fields[4]);
+    for (const std::string& root : roots) {
+      if (IsUnder(root, mount_point)) {
+        paths.push_back(root);  // on that file system, or reached through it
+      } else if (IsUnder(mount_point, root)) {
+        paths.push_back(mount_point);
+      }
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+
 absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& roots) {
+  std::ifstream mounts("/proc/self/mountinfo");
+  if (!mounts) {
+    // Unknown: no root is assumed to answer at once.
+    absl::StatusOr<DataRoots> result = Create(roots, "");
+    if (result.ok()) result->may_block_ = result->roots_;
+    return result;
+  }
+  return Create(roots, std::string(std::istreambuf_iterator<char>(mounts), {}));
+}
+
+absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& roots,
+                                            absl::string_view mountinfo) {
   DataRoots result;
   for (const std::string& root : roots) {
     if (!absl::StartsWith(root, "/")) {
@@ -79,7 +156,15 @@ absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& root
   }
   std::sort(result.roots_.begin(), result.roots_.end());
   result.roots_.erase(std::unique(result.roots_.begin(), result.roots_.end()), result.roots_.end());
+  result.may_block_ = PathsThatMayBlock(result.roots_, mountinfo);
   return result;
+}
+
+bool DataRoots::MayBlock(absl::string_view path) const {
+  for (const std::string& slow : may_block_) {
+    if (IsUnder(path, slow)) return true;
+  }
+  return false;
 }
 
 bool DataRoots::Contains(absl::string_view path) const {
@@ -94,14 +179,37 @@ bool DataRoots::Contains(absl::string_view path) const {
 
 absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path,
                                                 absl::string_view field) const {
+  return Resolve(path, field, nullptr);
+}
+
+std::optional<absl::StatusOr<ResolvedPath>> DataRoots::ResolveWithoutBlocking(
+    absl::string_view path, absl::string_view field) const {
+  bool would_block = false;
+  absl::StatusOr<ResolvedPath> resolved = Resolve(path, field, &would_block);
+  if (would_block) return std::nullopt;
+  return resolved;
+}
+
+// With `would_block` set, nothing MayBlock is touched: the walk stops there, *would_block true.
+absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path, absl::string_view field,
+                                                bool* would_block) const {
+  auto stop_before = [&](const std::string& next) {
+    if (would_block == nullptr || !MayBlock(next)) return false;
+    *would_block = true;
+    return true;
+  };
   if (!absl::StartsWith(path, "/")) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": \"", path, "\" is not absolute"));
   }
-  // Components still to walk, the next one last.
-  std::vector<std::string> pending;
+  // Components still to walk, the next one last. They view `path` or the symlink targets met.
+  absl::InlinedVector<absl::string_view, 16> pending;
+  std::list<std::string> link_targets;  // allocates nothing while empty
   auto push_components = [&pending](absl::string_view text) {
-    std::vector<std::string> parts = absl::StrSplit(text, '/', absl::SkipEmpty());
-    pending.insert(pending.end(), parts.rbegin(), parts.rend());
+    const size_t first = pending.size();
+    for (absl::string_view part : absl::StrSplit(text, '/', absl::SkipEmpty())) {
+      pending.push_back(part);
+    }
+    std::reverse(pending.begin() + first, pending.end());
   };
   push_components(path);
 
@@ -110,8 +218,9 @@ absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path,
   bool have_stat = false;
   int links = 0;
   std::string last_link;
+  std::string next;
   while (!pending.empty()) {
-    std::string component = std::move(pending.back());
+    const absl::string_view component = pending.back();
     pending.pop_back();
     if (component == ".") continue;
     have_stat = false;
@@ -119,7 +228,9 @@ absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path,
       result.path = Parent(result.path);
       continue;
     }
-    std::string next = Join(result.path, component);
+    next.assign(result.path);
+    if (next != "/") next.push_back('/');
+    next.append(component.data(), component.size());
     if (!Contains(next)) {
       // Outside the roots only their ancestors may be passed, by what Create learned of them.
       auto known = known_.find(next);
@@ -127,6 +238,7 @@ absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path,
       result.path = known->second;
       continue;
     }
+    if (stop_before(next)) return absl::UnavailableError("the check would block");
     if (lstat(next.c_str(), &result.stat) != 0) {
       return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", next, "\""));
     }
@@ -141,19 +253,22 @@ absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path,
       if (static_cast<size_t>(size) == sizeof(target)) {
         return absl::InvalidArgumentError(absl::StrCat(field, ": link \"", next, "\" too long"));
       }
-      absl::string_view target_view(target, size);
-      if (absl::StartsWith(target_view, "/")) result.path = "/";
-      push_components(target_view);
+      const std::string& target_text = link_targets.emplace_back(target, size);
+      if (absl::StartsWith(target_text, "/")) result.path = "/";
+      push_components(target_text);
       last_link = next;
       continue;
     }
     if (!S_ISDIR(result.stat.st_mode) && !pending.empty()) {
       return absl::NotFoundError(absl::StrCat(field, ": \"", next, "\" is not a directory"));
     }
-    result.path = std::move(next);
+    result.path.swap(next);
     have_stat = true;
   }
   if (!Contains(result.path)) return Denied(field, path, last_link);
+  if (!have_stat && stop_before(result.path)) {
+    return absl::UnavailableError("the check would block");
+  }
   if (!have_stat && lstat(result.path.c_str(), &result.stat) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", result.path, "\""));
   }

@@ -7,6 +7,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <fstream>
@@ -55,6 +56,12 @@ class Connection {
     request.body() = body;
     request.prepare_payload();
     http::write(socket_, request);
+    return Read();
+  }
+
+  // Writes `bytes` as they are (several requests, or one in pieces), then reads one answer.
+  void SendRaw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  Answer Read() {
     http::response<http::string_body> response;
     http::read(socket_, buffer_, response);
     Answer answer{.status = static_cast<int>(response.result_int()),
@@ -226,6 +233,71 @@ TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
   Answer too_large = big.Send("POST", invoke, std::string(2 << 20, ' '));
   EXPECT_EQ(too_large.status, 413);
   EXPECT_FALSE(too_large.keep_alive);
+}
+
+TEST_F(HttpIngressTest, PipelinedChunkedAndHttp10RequestsAreAnswered) {
+  auto replica = StartLinecount();
+  ASSERT_NE(replica, nullptr);
+  StartProxy({{"linecount", {replica->address() + ":4"}}});
+  const std::string body = InvokeBody(kScene);
+  const std::string expected = R"({"lines":25,"bytes":2138,"part":0})";
+  auto post = [&](const std::string& version, const std::string& extra_fields) {
+    return absl::StrCat("POST /v1/functions/linecount:invoke ", version, "\r\nHost: proxy\r\n",
+                        "Content-Type: application/json\r\n", extra_fields);
+  };
+  const std::string sized = absl::StrCat(
+      post("HTTP/1.1", absl::StrCat("Content-Length: ", body.size(), "\r\n\r\n")), body);
+
+  // Two requests in one write, a third in pieces: three answers, in order.
+  Connection connection(proxy_->http_address());
+  connection.SendRaw(sized + sized);
+  for (int i = 0; i < 2; ++i) {
+    Answer answer = connection.Read();
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    EXPECT_EQ(answer.body, expected);
+    EXPECT_TRUE(answer.keep_alive);
+  }
+  connection.SendRaw(sized.substr(0, 20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  connection.SendRaw(sized.substr(20, sized.size() - 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  connection.SendRaw(sized.substr(sized.size() - 10));
+  EXPECT_EQ(connection.Read().body, expected);
+
+  // A chunked body.
+  const size_t half = body.size() / 2;
+  connection.SendRaw(absl::StrCat(post("HTTP/1.1", "Transfer-Encoding: chunked\r\n\r\n"),
+                                  absl::Hex(half), "\r\n", body.substr(0, half), "\r\n",
+                                  absl::Hex(body.size() - half), "\r\n", body.substr(half),
+                                  "\r\n0\r\n\r\n"));
+  Answer chunked = connection.Read();
+  EXPECT_EQ(chunked.status, 200) << chunked.body;
+  EXPECT_EQ(chunked.body, expected);
+
+  // Malformed HTTP: 400, and the connection ends.
+  connection.SendRaw("POST /v1/functions/linecount:invoke HTTP/1.1\r\nContent-Length: x\r\n\r\n");
+  Answer malformed = connection.Read();
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_FALSE(malformed.keep_alive);
+  EXPECT_TRUE(connection.ClosedByServer());
+
+  // HTTP/1.0: closed after the answer unless kept alive.
+  Connection old(proxy_->http_address());
+  old.SendRaw(absl::StrCat(
+      post("HTTP/1.0", absl::StrCat("Content-Length: ", body.size(), "\r\n\r\n")), body));
+  Answer closing = old.Read();
+  EXPECT_EQ(closing.body, expected);
+  EXPECT_FALSE(closing.keep_alive);
+  EXPECT_TRUE(old.ClosedByServer());
+  Connection kept(proxy_->http_address());
+  kept.SendRaw(absl::StrCat(
+      post("HTTP/1.0",
+           absl::StrCat("Connection: keep-alive\r\n", "Content-Length: ", body.size(), "\r\n\r\n")),
+      body));
+  Answer alive = kept.Read();
+  EXPECT_EQ(alive.body, expected);
+  EXPECT_TRUE(alive.keep_alive);
+  EXPECT_EQ(alive.headers["Connection"], "keep-alive");
 }
 
 TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {

@@ -122,5 +122,29 @@ TEST_F(CursorValidationTest, FieldPrefixIsTheCallers) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("items[3].cursor.uri: "));
 }
 
+TEST_F(CursorValidationTest, WithoutBlockingAgreesOnLocalFileSystems) {
+  fs::create_symlink(fs::path(root_).parent_path() / "outside.txt", root_ + "/escape.txt");
+  for (const std::string& uri :
+       {FileUri(root_ + "/data.txt"), FileUri(root_ + "/escape.txt"), FileUri(root_ + "/sub"),
+        FileUri(root_ + "/missing.txt"), std::string("file:///etc/hostname"),
+        std::string("s3://eo-bucket/a"), std::string("http://127.0.0.1:9/x"), std::string("")}) {
+    std::optional<absl::Status> status = ValidateCursorWithoutBlocking(Cursor(uri), *roots_);
+    ASSERT_TRUE(status.has_value()) << uri;
+    EXPECT_EQ(*status, ValidateCursor(Cursor(uri), *roots_)) << uri;
+  }
+  EXPECT_EQ(ValidateCursorWithoutBlocking(Cursor(FileUri(root_ + "/escape.txt")), *roots_)->code(),
+            absl::StatusCode::kPermissionDenied);
+
+  // A root on NFS: file cursors wait for a worker; others, and invalid ones, do not.
+  absl::StatusOr<DataRoots> remote =
+      DataRoots::Create({root_}, "41 22 0:51 / " + root_ + " rw - nfs4 server:/export rw\n");
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  EXPECT_FALSE(ValidateCursorWithoutBlocking(Cursor(FileUri(root_ + "/data.txt")), *remote));
+  EXPECT_TRUE(ValidateCursor(Cursor(FileUri(root_ + "/data.txt")), *remote).ok());
+  EXPECT_TRUE(ValidateCursorWithoutBlocking(Cursor("s3://eo-bucket/a"), *remote)->ok());
+  EXPECT_EQ(ValidateCursorWithoutBlocking(Cursor(""), *remote)->code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace eofaas::proxy

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::proxy {
@@ -171,6 +172,65 @@ TEST_F(DataRootsTest, NoRootsDenyEverything) {
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->Resolve(root_ + "/top.txt", "f").status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(DataRootsTest, ResolvesWithoutBlockingOnLocalFileSystems) {
+  // The test's temporary directory is on a local file system.
+  EXPECT_FALSE(roots_->MayBlock(root_ + "/a/file.txt"));
+  fs::create_symlink(base_ + "/outside", root_ + "/escape");
+  for (const std::string& path :
+       {root_ + "/a/file.txt", root_ + "/a/../top.txt", root_ + "/escape/secret.txt",
+        root_ + "/a/missing.txt", base_ + "/outside/secret.txt"}) {
+    std::optional<absl::StatusOr<ResolvedPath>> resolved =
+        roots_->ResolveWithoutBlocking(path, "cursor.uri");
+    ASSERT_TRUE(resolved.has_value()) << path;
+    absl::StatusOr<ResolvedPath> expected = Resolve(path);
+    EXPECT_EQ(resolved->status(), expected.status()) << path;
+    if (expected.ok()) EXPECT_EQ((*resolved)->path, expected->path) << path;
+  }
+}
+
+TEST_F(DataRootsTest, NothingThatMayBlockIsTouchedWithoutBlocking) {
+  fs::create_symlink(root_ + "/a/file.txt", root_ + "/link.txt");
+  // The root's "a" is a FUSE mount.
+  absl::StatusOr<DataRoots> below = DataRoots::Create(
+      {root_}, absl::StrCat("40 22 0:50 / ", root_, "/a rw - fuse.sshfs host:/ rw\n"));
+  ASSERT_TRUE(below.ok()) << below.status();
+  EXPECT_TRUE(below->MayBlock(root_ + "/a"));
+  EXPECT_FALSE(below->MayBlock(root_ + "/top.txt"));
+  EXPECT_TRUE(below->ResolveWithoutBlocking(root_ + "/top.txt", "f").has_value());
+  EXPECT_FALSE(below->ResolveWithoutBlocking(root_ + "/a/file.txt", "f").has_value());
+  EXPECT_FALSE(below->ResolveWithoutBlocking(root_ + "/link.txt", "f").has_value());
+  EXPECT_TRUE(below->Resolve(root_ + "/link.txt", "f").ok());  // where blocking is allowed
+
+  // The whole root is on NFS.
+  absl::StatusOr<DataRoots> on = DataRoots::Create(
+      {root_}, absl::StrCat("41 22 0:51 / ", base_, " rw - nfs4 server:/export rw\n"));
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_FALSE(on->ResolveWithoutBlocking(root_ + "/top.txt", "f").has_value());
+  EXPECT_FALSE(on->ResolveWithoutBlocking(root_, "f").has_value());
+  // Paths outside are refused all the same, touching nothing.
+  std::optional<absl::StatusOr<ResolvedPath>> outside =
+      on->ResolveWithoutBlocking(base_ + "/outside/secret.txt", "f");
+  ASSERT_TRUE(outside.has_value());
+  EXPECT_EQ(outside->status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(PathsThatMayBlockTest, RootsOnOrBelowRemoteMountsAndRemoteMountsBelowRoots) {
+  const std::string mountinfo =
+      "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+      "30 22 0:40 / /tmp rw shared:2 - tmpfs tmpfs rw\n"
+      "31 22 0:41 / /mnt/nfs rw shared:3 - nfs4 server:/export rw,vers=4.2\n"
+      "32 22 0:42 / /data/local/remote rw shared:4 - fuse.sshfs host:/ rw\n"
+      "33 22 0:43 / /data/local/disk rw shared:5 - xfs /dev/vdb rw\n"
+      "34 22 0:44 / /srv/with\\040space rw shared:6 - cifs //h/s rw\n"
+      "35 22 0:45 / /data/other rw shared:7 - 9p trans rw\n";
+  EXPECT_THAT(
+      PathsThatMayBlock({"/data/local", "/mnt/nfs/eo", "/tmp/x", "/srv/with space"}, mountinfo),
+      ElementsAre("/data/local/remote", "/mnt/nfs/eo", "/srv/with space"));
+  EXPECT_THAT(PathsThatMayBlock({"/"}, mountinfo),
+              ElementsAre("/data/local/remote", "/data/other", "/mnt/nfs", "/srv/with space"));
+  EXPECT_THAT(PathsThatMayBlock({"/tmp/x"}, ""), ::testing::IsEmpty());
 }
 
 }  // namespace
