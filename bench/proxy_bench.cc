@@ -1,8 +1,9 @@
 // eofaas-proxy's gRPC figures, as a client sees them:
 // - Invoke rate: a fixed number of unary Invoke calls outstanding (callback API), each completion
 //   starting the next, for a fixed time; prints calls/s and p50/p99 latency;
-// - Map rate: one Map over a data set, its stream read as fast as it comes; prints cursors/s and
-//   the succeeded/failed counts, while sampling the proxy's memory (VmRSS, VmHWM) from /proc.
+// - Map rate: one Map over a data set, its stream read as fast as it comes; prints cursors/s, the
+//   succeeded/failed counts and the `items` messages that carried them, while sampling the
+//   proxy's memory (VmRSS, VmHWM) from /proc.
 // Both print the proxy's CPU per call (from /proc/PID/stat) when --pid is given, and the
 // client's own CPU, to tell which side was the bottleneck.
 //
@@ -255,13 +256,16 @@ bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags) {
   const Clock::time_point start = Clock::now();
   std::unique_ptr<grpc::ClientReader<eofaas::v1::MapResponse>> reader = stub.Map(&context, request);
   eofaas::v1::MapResponse response;
-  int64_t planned = -1, items = 0, results = 0;
+  int64_t planned = -1, items = 0, results = 0, messages = 0;
   eofaas::v1::MapDone done;
   Clock::time_point planned_at = start;
   while (reader->Read(&response)) {
-    if (response.has_item()) {
-      ++items;
-      if (response.item().has_result()) ++results;
+    if (response.has_items()) {
+      ++messages;
+      for (const eofaas::v1::MapItem& item : response.items().items()) {
+        ++items;
+        if (item.has_result()) ++results;
+      }
     } else if (response.has_planned()) {
       planned = response.planned().items();
       planned_at = Clock::now();
@@ -276,13 +280,13 @@ bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags) {
       status.ok() ? "OK" : absl::StrCat(status.error_code(), ":", status.error_message());
   const double per_item = items > 0 ? 1e6 / static_cast<double>(items) : 0;
   std::printf(
-      "grpc_map planned=%lld items=%lld succeeded=%lld failed=%lld seconds=%.2f "
+      "grpc_map planned=%lld items=%lld messages=%lld succeeded=%lld failed=%lld seconds=%.2f "
       "plan_seconds=%.2f rate=%.0f max_in_flight=%lld proxy_cpu_us=%.2f client_cpu_us=%.2f "
       "rss_before_mib=%.1f peak_rss_mib=%.1f hwm_mib=%.1f status=%s\n",
       static_cast<long long>(planned), static_cast<long long>(items),
-      static_cast<long long>(done.succeeded()), static_cast<long long>(done.failed()), seconds,
-      Seconds(planned_at - start), static_cast<double>(items) / seconds,
-      static_cast<long long>(flags.map_max_in_flight),
+      static_cast<long long>(messages), static_cast<long long>(done.succeeded()),
+      static_cast<long long>(done.failed()), seconds, Seconds(planned_at - start),
+      static_cast<double>(items) / seconds, static_cast<long long>(flags.map_max_in_flight),
       flags.pid ? (ProcessCpuSeconds(flags.pid) - proxy_cpu) * per_item : 0.0,
       (ClientCpuSeconds() - client_cpu) * per_item, rss_before_kb / 1024.0, peak_rss_kb / 1024.0,
       (flags.pid ? StatusKilobytes(flags.pid, "VmHWM") : 0) / 1024.0, status_text.c_str());

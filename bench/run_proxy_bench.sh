@@ -61,8 +61,8 @@ for tool in wrk /usr/sbin/nginx /usr/sbin/haproxy; do
 done
 
 readonly map_bytes=1000000  # one cursor per byte
-# Per replica: no more than the dispatcher keeps idle connections to a replica (64), or a full
-# window closes and reopens connections all along. The Map's window is the replicas' capacity.
+# Per replica. The Map's window is the replicas' capacity (the dispatcher keeps as many idle
+# connections to a replica as its concurrency, so a full window reuses its connections).
 readonly replica_concurrency=64
 readonly map_max_in_flight=$((replica_concurrency * replica_count))
 if [ "$(nproc)" -ge 2 ]; then

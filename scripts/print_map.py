@@ -24,17 +24,19 @@ def main():
         if "planned" in event:
             planned = event["planned"]
             print(f"planned: {planned.get('items', 0)} cursors, {planned.get('bytes', 0)} bytes")
-        elif "item" in event:
-            item = event["item"]
-            cursor = item["cursor"]
-            name = cursor["uri"].rsplit("/", 1)[-1]
-            span = f"[{cursor.get('offset', '0')}, +{cursor.get('length', '0')})"
-            if "result" in item:
-                result = base64.b64decode(item["result"]).decode()
-                total += json.loads(result).get("lines", 0)
-            else:
-                result = json.dumps(item.get("error") or item.get("failure"))
-            print(f"  #{item.get('index', '0'):>2} {name} {span} via {item.get('replica')}: {result}")
+        elif "items" in event:
+            # Items that completed together share an event.
+            for item in event["items"].get("items", []):
+                cursor = item["cursor"]
+                name = cursor["uri"].rsplit("/", 1)[-1]
+                span = f"[{cursor.get('offset', '0')}, +{cursor.get('length', '0')})"
+                if "result" in item:
+                    result = base64.b64decode(item["result"]).decode()
+                    total += json.loads(result).get("lines", 0)
+                else:
+                    result = json.dumps(item.get("error") or item.get("failure"))
+                index = item.get("index", "0")
+                print(f"  #{index:>2} {name} {span} via {item.get('replica')}: {result}")
         elif "done" in event:
             print(f"done: {json.dumps(event['done'])}")
     print(f"total lines: {total}")

@@ -149,6 +149,7 @@ HttpDispatcher::Call::Admission HttpDispatcher::Call::Admit(ReplicaPtr& replica,
     case Balancer::PickError::kNone:
       function.gauges.in_flight->Increment();
       replica = std::move(pick.replica);
+      replica_concurrency_ = replica->info.concurrency;
       return Admission::kPicked;
     case Balancer::PickError::kNoReplicas:
       if (function.scales_to_zero) {  // wait in the queue for the first replica
@@ -185,6 +186,7 @@ HttpDispatcher::Call::ReplicaPtr HttpDispatcher::Call::LeaveQueue(absl::Status& 
     function.gauges.queue_depth->Decrement();
   }
   dropped = dropped_;
+  if (granted_) replica_concurrency_ = granted_->info.concurrency;
   return std::move(granted_);
 }
 
@@ -228,7 +230,7 @@ HttpDispatcher::Call::AcquireReplica() {
 asio::awaitable<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attempt(
     const Balancer::Replica& replica) {
   const std::string& address = replica.info.address;
-  std::shared_ptr<ConnectionPool> pool = dispatcher_->Pool(address);
+  std::shared_ptr<ConnectionPool> pool = dispatcher_->Pool(address, replica_concurrency_);
   auto deadline_exceeded = [&] {
     return AttemptResult{{Kind::kFail, RetryReason::kConnect,
                           absl::DeadlineExceededError(

@@ -102,6 +102,9 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   std::string body_suffix_;
   // Replicas tried, in order; read under the function's mutex while queued.
   absl::InlinedVector<ReplicaPtr, 2> tried_;
+  // The concurrency of the replica acquired last, read under the function's mutex: it bounds the
+  // idle connections kept for the replica.
+  int replica_concurrency_ = 1;
 
   // The queue hand-off, guarded by the function's mutex.
   std::optional<std::list<std::shared_ptr<Call>>::iterator> queue_position_;

@@ -27,7 +27,7 @@ std::pair<std::string, std::string> SplitHostPort(const std::string& address) {
 }  // namespace
 
 ConnectionPool::ConnectionPool(std::string address, size_t max_idle)
-    : address_(std::move(address)), max_idle_(max_idle) {
+    : address_(std::move(address)), max_idle_(std::max<size_t>(max_idle, 1)) {
   auto [host, port_text] = SplitHostPort(address_);
   boost::system::error_code error;
   auto ip = asio::ip::make_address(host, error);
@@ -60,7 +60,7 @@ std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle() {
 void ConnectionPool::Return(std::shared_ptr<TcpConnection> connection) {
   {
     std::lock_guard lock(mu_);
-    if (connection->reusable() && !closed_ && idle_.size() < max_idle_) {
+    if (connection->reusable() && !closed_ && idle_.size() < max_idle()) {
       idle_.push_back(std::move(connection));
       return;
     }

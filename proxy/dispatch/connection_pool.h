@@ -1,6 +1,8 @@
 // Idle keep-alive connections to one replica, so that a request rarely pays for a TCP handshake.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
@@ -16,16 +18,26 @@ namespace eofaas::proxy {
 using TcpConnection = HttpClientConnection<boost::asio::ip::tcp::socket>;
 
 /// Thread-safe. Idle connections are handed out most recently used first (the warmest, and the
-/// least likely to have been closed by the peer).
+/// least likely to have been closed by the peer). The dispatcher bounds the idle connections by
+/// the replica's concurrency: no more can be in use at once, and with fewer a busy replica's
+/// connections would be closed and opened again all along.
 class ConnectionPool {
  public:
-  /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` connections are kept.
+  /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` idle connections are
+  /// kept (values below 1 count as 1).
   ConnectionPool(std::string address, size_t max_idle);
   ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
   const std::string& address() const { return address_; }
+
+  size_t max_idle() const { return max_idle_.load(std::memory_order_relaxed); }
+  /// Changes the bound (the replica's concurrency changed). A lower bound takes effect as
+  /// connections are returned.
+  void set_max_idle(size_t max_idle) {
+    max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
+  }
 
   /// An idle connection, or null. Connections idle for a while are checked first, and dropped
   /// here when the peer has closed them.
@@ -45,7 +57,7 @@ class ConnectionPool {
 
  private:
   const std::string address_;
-  const size_t max_idle_;
+  std::atomic<size_t> max_idle_;
   std::mutex mu_;  // guards the members below
   std::vector<std::shared_ptr<TcpConnection>> idle_;
   std::optional<boost::asio::ip::tcp::endpoint> endpoint_;

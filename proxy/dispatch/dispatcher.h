@@ -69,6 +69,11 @@ class Dispatcher : public EndpointSink {
   /// dispatcher's threads and never from inside Invoke.
   virtual void Invoke(std::string_view function, Invocation invocation, InvokeCallback done) = 0;
 
+  /// Runs `task` on one of the dispatcher's threads after the callbacks already due there: when
+  /// several invocations complete together, their callbacks all run first, so that a caller can
+  /// act once for all of them (Map sends their items in one message). Never inline.
+  virtual void Defer(absl::AnyInvocable<void() &&> task) = 0;
+
   /// The invocations `function` can run at once: the concurrency of its replicas that are not
   /// ejected. NOT_FOUND for an unknown function.
   virtual absl::StatusOr<int> Capacity(std::string_view function) const = 0;

@@ -126,6 +126,7 @@ std::string InvokeBodyPrefix(std::string_view id, const eofaas::v1::DataCursor& 
 }
 
 void WriteInvokeBodySuffix(int64_t deadline_ms, int attempt, std::string& out) {
+  out.reserve(64);  // the longest suffix, so that it is allocated once
   out.assign(",\"deadline_ms\":");
   AppendInt(deadline_ms, out);
   out.append(",\"attempt\":");

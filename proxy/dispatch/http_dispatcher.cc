@@ -1,5 +1,6 @@
 #include "proxy/dispatch/http_dispatcher.h"
 
+#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 #include <random>
 
@@ -185,6 +186,12 @@ void HttpDispatcher::Invoke(std::string_view function, Invocation invocation, In
                                      std::move(done)));
 }
 
+void HttpDispatcher::Defer(absl::AnyInvocable<void() &&> task) {
+  // On a dispatcher thread, Asio queues it behind the handlers already due without waking
+  // another thread; from elsewhere it is a post.
+  boost::asio::defer(executor_, [task = std::move(task)]() mutable { std::move(task)(); });
+}
+
 absl::StatusOr<int> HttpDispatcher::Capacity(std::string_view function) const {
   std::shared_ptr<FunctionState> state = Find(function);
   if (state == nullptr) {
@@ -213,16 +220,15 @@ void HttpDispatcher::Shutdown() {
   for (auto& pool : pools) pool->Close();
 }
 
-std::shared_ptr<ConnectionPool> HttpDispatcher::Pool(const std::string& address) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = pools_.find(address); it != pools_.end()) return it->second;
-  }
+std::shared_ptr<ConnectionPool> HttpDispatcher::Pool(const std::string& address, int concurrency) {
+  const auto max_idle = static_cast<size_t>(std::max(concurrency, 1));
   std::lock_guard lock(mu_);
   auto& pool = pools_[address];
   if (pool == nullptr) {
-    pool = std::make_shared<ConnectionPool>(address, options_.max_idle_per_replica);
+    pool = std::make_shared<ConnectionPool>(address, max_idle);
     if (shut_down_) pool->Close();  // serves this call, keeps nothing
+  } else if (pool->max_idle() != max_idle) {
+    pool->set_max_idle(max_idle);
   }
   return pool;
 }

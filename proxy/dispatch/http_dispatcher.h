@@ -29,7 +29,6 @@ struct HttpDispatcherOptions {
   size_t queue_limit = 1024;
   /// Bound of one TCP connect (within the invocation's deadline).
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
-  size_t max_idle_per_replica = 64;
   HttpClientOptions http;
   BalancerOptions balancer;
   RetryBudgetOptions retry_budget;
@@ -61,6 +60,7 @@ class HttpDispatcher final : public Dispatcher,
     on_cold_call_ = std::move(observer);
   }
   void Invoke(std::string_view function, Invocation invocation, InvokeCallback done) override;
+  void Defer(absl::AnyInvocable<void() &&> task) override;
   absl::StatusOr<int> Capacity(std::string_view function) const override;
 
   /// Refuses new invocations (UNAVAILABLE), fails the queued ones and closes idle connections.
@@ -76,8 +76,9 @@ class HttpDispatcher final : public Dispatcher,
                  std::shared_ptr<DispatchMetrics> metrics);
 
   std::shared_ptr<FunctionState> Find(std::string_view function) const;
-  /// The pool of `address`, created on first use.
-  std::shared_ptr<ConnectionPool> Pool(const std::string& address);
+  /// The pool of `address`, created on first use, keeping up to `concurrency` idle connections
+  /// (the replica's concurrency, as the call that asks last saw it).
+  std::shared_ptr<ConnectionPool> Pool(const std::string& address, int concurrency);
   void ClosePools(const std::vector<std::string>& addresses);
   /// Completes `done` with `status` on the executor (never inline).
   void Reject(InvokeCallback done, absl::Status status);

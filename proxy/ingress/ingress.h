@@ -23,9 +23,9 @@ struct IngressOptions {
   /// The largest `max_in_flight` a Map may ask for; a Map without one uses its function's
   /// capacity, capped here too.
   int max_in_flight_limit = 1024;
-  /// Map events waiting for a slow client beyond which the Map dispatches no further cursor.
+  /// Map items waiting for a slow client beyond which the Map dispatches no further cursor.
   /// With the items in flight, this bounds a Map's memory.
-  size_t max_queued_events = 64;
+  size_t max_queued_items = 64;
   /// Threads that plan Maps (listing blocks on the file system and on HEAD requests), and the
   /// plans that may wait for one; beyond it Map fails with RESOURCE_EXHAUSTED.
   size_t planner_threads = 2;

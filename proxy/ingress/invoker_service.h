@@ -1,7 +1,7 @@
 // The gRPC front of eofaas-proxy: eofaas.v1.Invoker. Invoke runs one cursor, Map plans a data
-// set and streams one item per cursor. The service translates messages and statuses only:
-// validation lives in request_validation.h and the planner's room, the work in invoke_call.h and
-// the reactors (invoke_reactor.h, map_reactor.h).
+// set and streams one item per cursor, several to a message when they complete together. The
+// service translates messages and statuses only: validation lives in request_validation.h and the
+// planner's room, the work in invoke_call.h and the reactors (invoke_reactor.h, map_reactor.h).
 #pragma once
 
 #include "eofaas/v1/invoker.grpc.pb.h"
@@ -23,11 +23,11 @@ class InvokerService final : public eofaas::v1::Invoker::CallbackService {
                                    const eofaas::v1::InvokeRequest* request,
                                    eofaas::v1::InvokeResponse* response) override;
 
-  /// `planned`, then one `item` per cursor (a cursor that could not be run is an item with
-  /// `failure`), then `done`; the stream ends OK. In `done`, `succeeded` counts the items with a
-  /// result, `failed` the others, and `retried` the items that took more than one attempt. Request
-  /// errors end it before `planned` with the codes of Invoke (inputs and partitioning named as the
-  /// planner names them).
+  /// `planned`, then `items` events that carry one item per cursor (a cursor that could not be
+  /// run is an item with `failure`), then `done`; the stream ends OK. In `done`, `succeeded` counts
+  /// the items with a result, `failed` the others, and `retried` the items that took more than one
+  /// attempt. Request errors end it before `planned` with the codes of Invoke (inputs and
+  /// partitioning named as the planner names them).
   grpc::ServerWriteReactor<eofaas::v1::MapResponse>* Map(
       grpc::CallbackServerContext* context, const eofaas::v1::MapRequest* request) override;
 

@@ -52,6 +52,10 @@ void MapReactor::Plan() {
   const std::vector<std::string> inputs(request_.inputs().begin(), request_.inputs().end());
   absl::StatusOr<std::unique_ptr<Planner>> planner =
       Planner::Create(inputs, request_.partitioning(), services_.listers);
+  if (planner.ok()) {
+    planned_.set_items((*planner)->items());
+    planned_.set_bytes((*planner)->bytes());
+  }
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -60,10 +64,7 @@ void MapReactor::Plan() {
       if (!planner.ok()) {
         StopLocked(common::ToGrpcStatus(planner.status()), actions);
       } else {
-        MapResponse event;
-        event.mutable_planned()->set_items((*planner)->items());
-        event.mutable_planned()->set_bytes((*planner)->bytes());
-        events_.push_back(std::move(event));
+        planned_queued_ = true;
         planner_ = *std::move(planner);
       }
     }
@@ -83,44 +84,51 @@ int MapReactor::WindowLocked() {
   return window_;
 }
 
-void MapReactor::DispatchLocked() {
-  if (planner_ == nullptr || events_.size() >= services_.options.max_queued_events) return;
+void MapReactor::TakeCursorsLocked(Actions& actions) {
+  const size_t max_queued = services_.options.max_queued_items;
+  if (planner_ == nullptr || pending_.size() + writing_items_ >= max_queued) return;
   const int window = WindowLocked();
   const bool ordered = request_.ordered();
-  while (events_.size() < services_.options.max_queued_events &&
-         (ordered ? next_index_ - next_delivery_ : in_flight_) < window) {
+  auto outstanding = [&] { return ordered ? next_index_ - next_delivery_ : in_flight_; };
+  if (outstanding() >= window) return;
+  actions.dispatch.reserve(window - outstanding());  // what the loop takes, unless exhausted
+  while (pending_.size() + writing_items_ < max_queued && outstanding() < window) {
     std::optional<DataCursor> cursor = planner_->Next();
     if (!cursor) {
       exhausted_ = true;
       planner_.reset();  // the object list is no longer needed
       return;
     }
-    const int64_t index = next_index_++;
+    // Counted in flight from here: the call cannot finish before its completion comes back.
     ++in_flight_;
     if (ordered) reorder_.emplace_back();
-    Invocation invocation;
-    invocation.body_prefix = InvokeBodyPrefix(absl::StrCat(id_, "-", index), *cursor, args_json_);
-    invocation.deadline =
-        InvocationDeadline(caller_deadline_, item_timeout_, services_.options.default_timeout,
-                           std::chrono::steady_clock::now());
-    invocation.max_attempts = max_attempts_;
-    invocation.group = group_;
-    // The dispatcher never calls back inside Invoke, and the callback waits for `mu_`, so the
-    // reactor cannot finish while this loop runs.
-    services_.dispatcher.Invoke(
-        request_.function(), std::move(invocation),
-        [this, index, cursor = std::move(*cursor)](InvokeOutcome outcome) mutable {
-          OnItemDone(index, std::move(cursor), std::move(outcome));
-        });
+    actions.dispatch.push_back({next_index_++, *std::move(cursor)});
   }
+}
+
+void MapReactor::Invoke(Dispatch dispatch) {
+  Invocation invocation;
+  invocation.body_prefix =
+      InvokeBodyPrefix(absl::StrCat(id_, "-", dispatch.index), dispatch.cursor, args_json_);
+  invocation.deadline =
+      InvocationDeadline(caller_deadline_, item_timeout_, services_.options.default_timeout,
+                         std::chrono::steady_clock::now());
+  invocation.max_attempts = max_attempts_;
+  invocation.group = group_;
+  // The dispatcher never calls back inside Invoke.
+  services_.dispatcher.Invoke(request_.function(), std::move(invocation),
+                              [this, index = dispatch.index,
+                               cursor = std::move(dispatch.cursor)](InvokeOutcome outcome) mutable {
+                                OnItemDone(index, std::move(cursor), std::move(outcome));
+                              });
 }
 
 void MapReactor::OnItemDone(int64_t index, DataCursor cursor, InvokeOutcome outcome) {
   const InvocationOutcome kind = OutcomeOf(outcome);
   IngressMetrics::Invocation(series_, kind, outcome.duration);
   services_.metrics.MapItem(kind);
-  MapResponse event;
-  eofaas::v1::MapItem& item = *event.mutable_item();
+  Item completed{std::make_unique<eofaas::v1::MapItem>()};
+  eofaas::v1::MapItem& item = *completed.item;
   item.set_index(index);
   *item.mutable_cursor() = std::move(cursor);
   if (!outcome.status.ok()) {
@@ -137,6 +145,7 @@ void MapReactor::OnItemDone(int64_t index, DataCursor cursor, InvokeOutcome outc
   }
   item.set_attempts(outcome.attempts);
   item.set_replica(std::move(outcome.replica));
+  completed.bytes = item.ByteSizeLong();
 
   Actions actions;
   {
@@ -150,14 +159,16 @@ void MapReactor::OnItemDone(int64_t index, DataCursor cursor, InvokeOutcome outc
     if (outcome.attempts > 1) ++retried_;
     if (!stopped_) {
       if (request_.ordered()) {
-        reorder_[index - next_delivery_] = std::move(event);
-        while (!reorder_.empty() && reorder_.front().has_value()) {
-          events_.push_back(*std::move(reorder_.front()));
+        reorder_[index - next_delivery_] = std::move(completed);
+        while (!reorder_.empty() && reorder_.front().item != nullptr) {
+          pending_bytes_ += reorder_.front().bytes;
+          pending_.push_back(std::move(reorder_.front()));
           reorder_.pop_front();
           ++next_delivery_;
         }
       } else {
-        events_.push_back(std::move(event));
+        pending_bytes_ += completed.bytes;
+        pending_.push_back(std::move(completed));
       }
     }
     ProgressLocked(actions);
@@ -170,9 +181,34 @@ void MapReactor::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
-    events_.pop_front();
+    writing_items_ = 0;
     if (!ok) {
       StopLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"), actions);
+    }
+    ProgressLocked(actions);
+  }
+  Perform(actions);
+}
+
+void MapReactor::Flush() {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    flush_queued_ = false;
+    if (!writing_) {
+      if (pending_.size() > flush_seen_ && pending_.size() < kMaxMessageItems &&
+          pending_bytes_ < kMaxMessageBytes && flush_turns_ < kMaxFlushTurns) {
+        // Completions are still coming in: one more turn of the dispatcher's loop lets them
+        // join this message.
+        ++flush_turns_;
+        flush_seen_ = pending_.size();
+        flush_queued_ = true;
+        actions.flush = true;
+      } else {
+        flush_seen_ = 0;
+        flush_turns_ = 0;
+        TakeWriteLocked(actions);
+      }
     }
     ProgressLocked(actions);
   }
@@ -195,35 +231,63 @@ void MapReactor::StopLocked(grpc::Status status, Actions& actions) {
   actions.cancel = group_;
   planner_.reset();
   reorder_.clear();
-  // Drop every event but the one being written.
-  events_.erase(writing_ ? events_.begin() + 1 : events_.begin(), events_.end());
+  // Nothing more is written but the message being written.
+  planned_queued_ = false;
+  pending_.clear();
+  pending_bytes_ = 0;
+  done_queued_ = false;
+}
+
+bool MapReactor::WriteWaitingLocked() const {
+  return planned_queued_ || !pending_.empty() || (done_queued_ && !done_written_);
+}
+
+void MapReactor::TakeWriteLocked(Actions& actions) {
+  if (planned_queued_) {
+    planned_queued_ = false;
+    actions.write = Write::kPlanned;
+  } else if (!pending_.empty()) {
+    actions.write = Write::kItems;
+    size_t bytes = 0;
+    while (!pending_.empty() && actions.items.size() < kMaxMessageItems &&
+           (actions.items.empty() || bytes + pending_.front().bytes <= kMaxMessageBytes)) {
+      bytes += pending_.front().bytes;
+      actions.items.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+    pending_bytes_ -= bytes;
+    writing_items_ = actions.items.size();
+  } else if (done_queued_ && !done_written_) {
+    done_written_ = true;
+    actions.write = Write::kDone;
+    actions.done.set_succeeded(succeeded_);
+    actions.done.set_failed(failed_);
+    actions.done.set_retried(retried_);
+    SetDuration(std::chrono::steady_clock::now() - started_, actions.done.mutable_duration());
+  } else {
+    return;
+  }
+  writing_ = true;
+  actions.more_writes = WriteWaitingLocked();
 }
 
 void MapReactor::ProgressLocked(Actions& actions) {
   if (finished_) return;
   if (!stopped_) {
-    DispatchLocked();
-    if (exhausted_ && in_flight_ == 0 && !done_queued_) {
-      MapResponse event;
-      eofaas::v1::MapDone& done = *event.mutable_done();
-      done.set_succeeded(succeeded_);
-      done.set_failed(failed_);
-      done.set_retried(retried_);
-      SetDuration(std::chrono::steady_clock::now() - started_, done.mutable_duration());
-      events_.push_back(std::move(event));
-      done_queued_ = true;
-    }
+    TakeCursorsLocked(actions);
+    if (exhausted_ && in_flight_ == 0) done_queued_ = true;
   }
-  if (writing_) return;
-  if (!events_.empty()) {
-    writing_ = true;
-    actions.write = &events_.front();
-    actions.more_writes = events_.size() > 1;
+  if (writing_ || flush_queued_) return;
+  if (WriteWaitingLocked()) {
+    // Written from a dispatcher thread once the completions due with this one have run, so that
+    // they share the message.
+    flush_queued_ = true;
+    actions.flush = true;
     return;
   }
   // Quiet: nothing to write, and either `done` went out or the Map stopped and every callback
   // (planning, invocations) came back.
-  if (stopped_ ? (in_flight_ == 0 && !planning_) : done_queued_) {
+  if (stopped_ ? (in_flight_ == 0 && !planning_) : done_written_) {
     finished_ = true;
     actions.finish = stopped_.value_or(grpc::Status::OK);
   }
@@ -232,13 +296,33 @@ void MapReactor::ProgressLocked(Actions& actions) {
 void MapReactor::Perform(Actions& actions) {
   // `actions.cancel` holds the group: the reactor may be gone once another thread finishes it.
   if (actions.cancel) actions.cancel->Cancel();
-  if (actions.write != nullptr) {
-    // More events queued behind this one: gRPC may coalesce them into fewer frames.
+  if (actions.write != Write::kNone) {
+    message_ = MapResponse();  // frees the previous message's items
+    switch (actions.write) {
+      case Write::kPlanned:
+        *message_.mutable_planned() = planned_;
+        break;
+      case Write::kItems: {
+        auto& items = *message_.mutable_items()->mutable_items();
+        items.Reserve(static_cast<int>(actions.items.size()));
+        for (Item& item : actions.items) items.AddAllocated(item.item.release());
+        break;
+      }
+      case Write::kDone:
+        *message_.mutable_done() = std::move(actions.done);
+        break;
+      case Write::kNone:
+        break;
+    }
+    // More queued behind this message: gRPC may coalesce them into fewer frames.
     grpc::WriteOptions options;
     if (actions.more_writes) options.set_buffer_hint();
-    StartWrite(actions.write, options);
+    StartWrite(&message_, options);
   }
-  if (actions.finish) Finish(*actions.finish);
+  if (actions.finish) return Finish(*actions.finish);
+  if (actions.flush) services_.dispatcher.Defer([this] { Flush(); });
+  // Last: once the last cursor is dispatched, its completion may end the call on another thread.
+  for (Dispatch& dispatch : actions.dispatch) Invoke(std::move(dispatch));
 }
 
 }  // namespace eofaas::proxy

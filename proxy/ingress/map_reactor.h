@@ -1,16 +1,20 @@
 // One Map call: plans the cursors on a worker, dispatches them lazily within a window, and
-// streams `planned`, one `item` per cursor and `done`, pausing when the client reads slowly.
+// streams `planned`, the items (several per message when they complete faster than the client
+// takes them) and `done`, pausing when the client reads slowly.
 #pragma once
 
 #include <grpcpp/support/server_callback.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "eofaas/v1/invoker.pb.h"
@@ -23,21 +27,36 @@ namespace eofaas::proxy {
 
 /// Owns itself: created by InvokerService::Map, freed in OnDone.
 ///
+/// Messages: one write at a time, started by a flush on a dispatcher thread (Dispatcher::Defer),
+/// which runs after the completions due with the one that asked for it. While completions keep
+/// coming (the previous turn of the dispatcher's loop brought new items) the flush goes round
+/// once more, up to kMaxFlushTurns times; then it sends what waits as one message, up to
+/// kMaxMessageItems items and kMaxMessageBytes. So under load a message carries the items of
+/// many completions, and an item that completes while the stream is quiet goes out at once.
+///
 /// Flow control: a cursor is dispatched only while fewer than the window's cursors are
 /// outstanding (in flight, or, when `ordered`, waiting for an earlier index) and fewer than
-/// `max_queued_events` events wait to be written. So a client that reads slowly pauses dispatch,
-/// and memory stays bounded by the window plus the event queue. The window is `max_in_flight`,
-/// or the function's current capacity (re-read as the Map goes) when that is 0.
+/// `max_queued_items` items wait to be written (the message being written included). So a
+/// client that reads slowly pauses dispatch, and memory stays bounded by the window plus the
+/// queued items. The window is `max_in_flight`, or the function's current capacity (re-read as
+/// the Map goes) when that is 0.
 ///
 /// Ending: after `done` is written the call finishes OK. A cancelled call, or one whose client
 /// stopped reading, cancels its call group (every queued or in-flight invocation) and finishes
 /// once every dispatched invocation has called back, so no callback outlives the reactor.
 ///
-/// Threads: Start on a gRPC thread, planning on a planner worker, completions on dispatcher
-/// threads, write completions and cancellation on gRPC threads. All state is under `mu_`;
-/// StartWrite and Finish are called outside it.
+/// Threads: Start on a gRPC thread, planning on a planner worker, completions and flushes on
+/// dispatcher threads, write completions and cancellation on gRPC threads. The state is under
+/// `mu_`, held only to decide: building items and messages, dispatching, StartWrite and Finish
+/// happen outside it.
 class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse> {
  public:
+  /// Bounds of one `items` message; a single item above kMaxMessageBytes travels alone.
+  static constexpr size_t kMaxMessageItems = 512;
+  static constexpr size_t kMaxMessageBytes = 1 << 20;
+  /// Turns of the dispatcher's loop a flush waits at most for more completions.
+  static constexpr int kMaxFlushTurns = 8;
+
   MapReactor(const IngressServices& services, grpc::CallbackServerContext* context,
              const eofaas::v1::MapRequest* request);
 
@@ -45,11 +64,26 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   void Start();
 
  private:
-  /// What to do once `mu_` is released.
+  /// A completed item and its encoded size.
+  struct Item {
+    std::unique_ptr<eofaas::v1::MapItem> item;
+    size_t bytes = 0;
+  };
+  /// A cursor taken from the planner, to dispatch once `mu_` is released.
+  struct Dispatch {
+    int64_t index;
+    eofaas::v1::DataCursor cursor;
+  };
+  enum class Write { kNone, kPlanned, kItems, kDone };
+  /// What to do once `mu_` is released, in this order.
   struct Actions {
     std::shared_ptr<CallGroup> cancel;
-    const eofaas::v1::MapResponse* write = nullptr;
-    bool more_writes = false;
+    Write write = Write::kNone;
+    std::vector<Item> items;   // kItems
+    eofaas::v1::MapDone done;  // kDone
+    bool more_writes = false;  // more waits behind this message
+    bool flush = false;        // queue a Flush
+    absl::InlinedVector<Dispatch, 2> dispatch;
     std::optional<grpc::Status> finish;
   };
 
@@ -61,16 +95,25 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   void Plan();
   /// On a dispatcher thread.
   void OnItemDone(int64_t index, eofaas::v1::DataCursor cursor, InvokeOutcome outcome);
+  /// On a dispatcher thread: starts the next write, unless one is in progress or items are still
+  /// coming in (then it queues itself again).
+  void Flush();
 
-  /// Dispatches what the window and the event queue allow, queues `done` when everything came
-  /// back, and picks the next write or the finish.
+  /// Takes what the window and the queue allow from the planner, queues `done` when everything
+  /// came back, and queues a flush when something waits to be written, or else finishes.
   void ProgressLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TakeCursorsLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WriteWaitingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Moves the next message's content to `actions`, if any.
+  void TakeWriteLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Stops dispatching and delivering; the call finishes with `status` once quiet.
   void StopLocked(grpc::Status status, Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Cursors that may be outstanding now.
   int WindowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Without `mu_`. Ends with the last use of `this` when it dispatches: a dispatched cursor's
+  /// completion may finish the call.
   void Perform(Actions& actions);
+  void Invoke(Dispatch dispatch);
 
   const IngressServices& services_;
   grpc::CallbackServerContext& context_;
@@ -84,6 +127,10 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   std::string id_;
   std::string args_json_;
   IngressMetrics::FunctionSeries series_;
+  // Set by Plan before `planned_queued_`, read-only afterwards.
+  eofaas::v1::MapPlanned planned_;
+  // The message being written: only the writer (who set `writing_`) touches it.
+  eofaas::v1::MapResponse message_;
 
   absl::Mutex mu_;
   bool planning_ ABSL_GUARDED_BY(mu_) = false;
@@ -94,12 +141,19 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Ordered: items of [next_delivery_, next_index_), empty until they complete.
   int64_t next_delivery_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<std::optional<eofaas::v1::MapResponse>> reorder_ ABSL_GUARDED_BY(mu_);
-  // Events to write; the front one is being written while `writing_`. References to it stay
-  // valid while the back grows (std::deque).
-  std::deque<eofaas::v1::MapResponse> events_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Item> reorder_ ABSL_GUARDED_BY(mu_);
+  // Written in this order: `planned`, the items in delivery order, `done`.
+  bool planned_queued_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Item> pending_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool done_queued_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_written_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_queued_ ABSL_GUARDED_BY(mu_) = false;
+  // `pending_` at the flush's previous turn, and the turns it waited.
+  size_t flush_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  int flush_turns_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  size_t writing_items_ ABSL_GUARDED_BY(mu_) = 0;  // in the message being written
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> stopped_ ABSL_GUARDED_BY(mu_);
   int64_t succeeded_ ABSL_GUARDED_BY(mu_) = 0;

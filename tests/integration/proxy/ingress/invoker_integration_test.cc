@@ -107,6 +107,13 @@ struct Endpoint {
 struct MapRun {
   grpc::Status status;
   std::vector<MapResponse> events;
+  // The items of the `items` events, in the order they came.
+  std::vector<eofaas::v1::MapItem> items;
+
+  void Add(const MapResponse& event) {
+    events.push_back(event);
+    for (const auto& item : event.items().items()) items.push_back(item);
+  }
 };
 
 // A proxy, with helpers to call it. It may read the examples' data and a temporary data root.
@@ -170,13 +177,13 @@ class ProxyTest : public ::testing::Test {
     auto context = Context(absl::Seconds(60));
     auto reader = proxy_->invoker().Map(context.get(), request);
     MapResponse event;
-    while (reader->Read(&event)) run.events.push_back(event);
+    while (reader->Read(&event)) run.Add(event);
     run.status = reader->Finish();
     return run;
   }
 
-  // Checks the shape of a successful Map: planned, `items` items (each index once), done; and
-  // returns the items by index.
+  // Checks the shape of a successful Map: planned, `items` events that hold one item per cursor
+  // (each index once), done; and returns the items by index.
   std::vector<eofaas::v1::MapItem> Items(const MapRun& run, bool ordered = false) {
     std::vector<eofaas::v1::MapItem> items;
     EXPECT_TRUE(run.status.ok()) << run.status.error_message();
@@ -186,15 +193,18 @@ class ProxyTest : public ::testing::Test {
     }
     EXPECT_TRUE(run.events.front().has_planned());
     EXPECT_TRUE(run.events.back().has_done());
+    for (size_t i = 1; i + 1 < run.events.size(); ++i) {
+      EXPECT_GT(run.events[i].items().items_size(), 0) << "event " << i;
+    }
     const int64_t planned = run.events.front().planned().items();
-    EXPECT_EQ(static_cast<int64_t>(run.events.size()), planned + 2);
+    EXPECT_EQ(static_cast<int64_t>(run.items.size()), planned);
     items.resize(planned);
     std::set<int64_t> seen;
-    for (size_t i = 1; i + 1 < run.events.size(); ++i) {
-      const auto& item = run.events[i].item();
+    for (size_t i = 0; i < run.items.size(); ++i) {
+      const auto& item = run.items[i];
       EXPECT_TRUE(seen.insert(item.index()).second) << "index " << item.index() << " twice";
       if (ordered) {
-        EXPECT_EQ(item.index(), static_cast<int64_t>(i - 1));
+        EXPECT_EQ(item.index(), static_cast<int64_t>(i));
       }
       if (item.index() >= 0 && item.index() < planned) items[item.index()] = item;
     }
@@ -533,7 +543,7 @@ TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
   int64_t items = 0;
   bool done = false;
   while (reader->Read(&event)) {
-    items += event.has_item();
+    items += event.items().items_size();
     done = event.has_done();
   }
   grpc::Status status = reader->Finish();
@@ -626,19 +636,17 @@ TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
   MapResponse event;
   // `planned`, then the items before kHoldFrom. Cursors go out in index order, so the next
   // kWindow ones are now held, four on each replica.
-  while (run.events.size() < 1 + kHoldFrom && reader->Read(&event)) run.events.push_back(event);
+  while (run.items.size() < kHoldFrom && reader->Read(&event)) run.Add(event);
   std::set<std::string> replicas;
-  for (const auto& first : run.events) {
-    if (first.has_item()) replicas.insert(first.item().replica());
-  }
-  const bool both_busy = run.events.size() == 1 + kHoldFrom && replicas.size() == 2;
-  EXPECT_TRUE(both_busy) << run.events.size() << " events from " << replicas.size() << " replicas";
-  const std::string victim = both_busy ? run.events[1].item().replica() : "";
+  for (const auto& first : run.items) replicas.insert(first.replica());
+  const bool both_busy = run.items.size() == kHoldFrom && replicas.size() == 2;
+  EXPECT_TRUE(both_busy) << run.items.size() << " items from " << replicas.size() << " replicas";
+  const std::string victim = both_busy ? run.items[0].replica() : "";
   if (both_busy) {
     EXPECT_TRUE(KillReplicaGroup(plane_->instance(), victim)) << victim;
   }
   std::ofstream(release).close();
-  while (reader->Read(&event)) run.events.push_back(event);
+  while (reader->Read(&event)) run.Add(event);
   run.status = reader->Finish();
   if (!both_busy) return;
 

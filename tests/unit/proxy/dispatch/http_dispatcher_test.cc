@@ -44,6 +44,22 @@ TEST(HttpDispatcherTest, UnknownFunctionIsNotFoundAndNeverCompletesInline) {
   EXPECT_EQ(harness.dispatcher().Capacity("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(HttpDispatcherTest, DeferRunsAfterTheHandlersAlreadyDue) {
+  DispatcherHarness harness({}, 1);
+  std::vector<std::string> order;  // one thread: no lock needed
+  std::promise<void> done;
+  boost::asio::post(harness.io(), [&] {
+    boost::asio::post(harness.io(), [&] { order.push_back("due"); });
+    harness.dispatcher().Defer([&] {
+      order.push_back("deferred");
+      done.set_value();
+    });
+    order.push_back("first");  // never inline
+  });
+  done.get_future().get();
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "due", "deferred"}));
+}
+
 TEST(HttpDispatcherTest, FunctionWithoutReplicasIsUnavailable) {
   DispatcherHarness harness;
   harness.dispatcher().Update("f", {});
@@ -313,6 +329,25 @@ TEST(HttpDispatcherTest, KeepAliveConnectionsAreReused) {
   harness.dispatcher().Update("f", {{replica.address(), 4, 1}});
   for (int i = 0; i < 50; ++i) ASSERT_EQ(harness.Invoke("f").result, "ok");
   EXPECT_EQ(replica.connections(), 1);
+}
+
+// A replica that runs more calls at once than the old fixed bound of 64 idle connections: every
+// connection a full round used is kept for the next round, none is closed and opened again.
+TEST(HttpDispatcherTest, IdleConnectionsFollowTheReplicasConcurrency) {
+  constexpr int kConcurrency = 100;
+  FakeReplica replica(Answer({.body = "ok", .delay = 50ms}));
+  DispatcherHarness harness;
+  harness.dispatcher().Update("f", {{replica.address(), kConcurrency, 1}});
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<InvokeOutcome>> calls;
+    for (int i = 0; i < kConcurrency; ++i) {
+      calls.push_back(harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s)));
+    }
+    for (auto& call : calls) ASSERT_EQ(call.get().result, "ok") << round;
+  }
+  EXPECT_EQ(replica.max_concurrent(), kConcurrency);
+  EXPECT_EQ(replica.requests(), 3 * kConcurrency);
+  EXPECT_EQ(replica.connections(), kConcurrency);
 }
 
 TEST(HttpDispatcherTest, ConnectionsTheReplicaClosedAreNotCountedAsFailures) {

@@ -90,6 +90,12 @@ class FakeDispatcher final : public proxy::Dispatcher {
     }
   }
 
+  void Defer(absl::AnyInvocable<void() &&> task) override {
+    std::lock_guard lock(mu_);
+    tasks_.push_back([task = std::move(task)]() mutable { std::move(task)(); });
+    cv_.notify_all();
+  }
+
   absl::StatusOr<int> Capacity(std::string_view function) const override {
     std::lock_guard lock(mu_);
     auto it = capacity_.find(std::string(function));
@@ -105,6 +111,13 @@ class FakeDispatcher final : public proxy::Dispatcher {
     Finish(it->second, std::move(outcome));
     held_.erase(it);
     return true;
+  }
+  /// Completes every held invocation with `outcome`, in order of arrival. Their callbacks are
+  /// queued at once, as invocations that complete together.
+  void CompleteAll(const proxy::InvokeOutcome& outcome) {
+    std::lock_guard lock(mu_);
+    for (auto& [id, pending] : held_) Finish(pending, outcome);
+    held_.clear();
   }
   /// Ids of the invocations held now.
   std::vector<size_t> held() const {

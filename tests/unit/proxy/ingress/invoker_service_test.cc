@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc_server.h"
+#include "proxy/ingress/map_reactor.h"
 #include "proxy/plan/file_lister.h"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/proxy/ingress/fake_dispatcher.h"
@@ -121,6 +122,8 @@ class InvokerServiceTest : public ::testing::Test {
   struct MapRun {
     grpc::Status status;
     std::vector<MapResponse> events;
+    // The items of every `items` event, in the order they came.
+    std::vector<eofaas::v1::MapItem> items;
   };
   MapRun Map(const MapRequest& request) {
     grpc::ClientContext context;
@@ -128,9 +131,23 @@ class InvokerServiceTest : public ::testing::Test {
     auto reader = stub_->Map(&context, request);
     MapRun run;
     MapResponse event;
-    while (reader->Read(&event)) run.events.push_back(event);
+    while (reader->Read(&event)) {
+      if (event.has_items()) {
+        EXPECT_GT(event.items().items_size(), 0) << "an items event without items";
+        for (const auto& item : event.items().items()) run.items.push_back(item);
+      }
+      run.events.push_back(event);
+    }
     run.status = reader->Finish();
+    if (run.status.ok()) CheckShape(run);
     return run;
+  }
+  // planned, then items only, then done.
+  static void CheckShape(const MapRun& run) {
+    ASSERT_GE(run.events.size(), 2u);
+    EXPECT_TRUE(run.events.front().has_planned());
+    EXPECT_TRUE(run.events.back().has_done());
+    for (size_t i = 1; i + 1 < run.events.size(); ++i) EXPECT_TRUE(run.events[i].has_items()) << i;
   }
   // Runs the Map on another thread, while the test completes the fake's invocations.
   std::future<MapRun> MapAsync(const MapRequest& request) {
@@ -342,14 +359,12 @@ TEST_F(InvokerServiceTest, MapStreamsPlannedThenEveryItemThenDone) {
   request.set_max_attempts(5);
   MapRun run = Map(request);
   ASSERT_TRUE(run.status.ok()) << run.status.error_message();
-  ASSERT_EQ(run.events.size(), 12u);
+  ASSERT_EQ(run.items.size(), 10u);
   ASSERT_TRUE(run.events[0].has_planned());
   EXPECT_EQ(run.events[0].planned().items(), 10);
   EXPECT_EQ(run.events[0].planned().bytes(), 10);
   std::set<int64_t> indexes;
-  for (size_t i = 1; i <= 10; ++i) {
-    ASSERT_TRUE(run.events[i].has_item());
-    const eofaas::v1::MapItem& item = run.events[i].item();
+  for (const eofaas::v1::MapItem& item : run.items) {
     indexes.insert(item.index());
     EXPECT_EQ(item.cursor().offset(), item.index());
     EXPECT_EQ(item.cursor().length(), 1);
@@ -367,10 +382,10 @@ TEST_F(InvokerServiceTest, MapStreamsPlannedThenEveryItemThenDone) {
     }
   }
   EXPECT_EQ(indexes.size(), 10u);
-  ASSERT_TRUE(run.events[11].has_done());
-  EXPECT_EQ(run.events[11].done().succeeded(), 5);
-  EXPECT_EQ(run.events[11].done().failed(), 5);
-  EXPECT_EQ(run.events[11].done().retried(), 3);  // offset 4, then 3 and 7
+  ASSERT_TRUE(run.events.back().has_done());
+  EXPECT_EQ(run.events.back().done().succeeded(), 5);
+  EXPECT_EQ(run.events.back().done().failed(), 5);
+  EXPECT_EQ(run.events.back().done().retried(), 3);  // offset 4, then 3 and 7
 
   // Each item has its own id within the Map; max_attempts reaches the dispatcher.
   std::set<std::string> ids;
@@ -405,7 +420,7 @@ TEST_F(InvokerServiceTest, MapKeepsAtMostMaxInFlight) {
   }
   MapRun result = run.get();
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  EXPECT_EQ(result.events.size(), 22u);
+  EXPECT_EQ(result.items.size(), 20u);
   EXPECT_EQ(fake_.max_outstanding(), 3);
 }
 
@@ -446,15 +461,15 @@ TEST_F(InvokerServiceTest, OrderedMapDeliversItemsInIndexOrder) {
   }
   MapRun result = run.get();
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  ASSERT_EQ(result.events.size(), 14u);
+  ASSERT_EQ(result.items.size(), 12u);
   for (int i = 0; i < 12; ++i) {
-    EXPECT_EQ(result.events[i + 1].item().index(), i);
-    EXPECT_EQ(result.events[i + 1].item().result(), absl::StrCat("r", i));
+    EXPECT_EQ(result.items[i].index(), i);
+    EXPECT_EQ(result.items[i].result(), absl::StrCat("r", i));
   }
 }
 
 TEST_F(InvokerServiceTest, MapPausesWhileTheClientDoesNotRead) {
-  Start({.max_queued_events = 32});
+  Start({.max_queued_items = 32});
   fake_.SetResponder([](const Invocation&) { return Result(std::string(100, 'r')); });
   constexpr int kItems = 100'000;
   MapRequest request = Chunks(File("data.bin", kItems), 1);
@@ -477,13 +492,76 @@ TEST_F(InvokerServiceTest, MapPausesWhileTheClientDoesNotRead) {
   // Reading again resumes it to the end.
   const auto start = SteadyClock::now();
   int items = 0;
-  while (reader->Read(&event)) items += event.has_item();
+  while (reader->Read(&event)) items += event.items().items_size();
   const std::chrono::duration<double> elapsed = SteadyClock::now() - start;
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(items, kItems);
   EXPECT_EQ(event.done().succeeded(), kItems);
   std::cerr << kItems << " items streamed in " << elapsed.count() << " s ("
             << kItems / elapsed.count() << " items/s)\n";
+}
+
+TEST_F(InvokerServiceTest, ItemsThatCompleteTogetherShareAMessage) {
+  Start();
+  MapRequest request = Chunks(File("data.bin", 16), 1);
+  request.set_max_in_flight(8);
+  grpc::ClientContext context;
+  auto reader = stub_->Map(&context, request);
+  MapResponse event;
+  ASSERT_TRUE(reader->Read(&event));
+  ASSERT_TRUE(event.has_planned());
+  ASSERT_TRUE(Eventually([&] { return fake_.held().size() == 8; }));
+  // One item while the stream is quiet goes out at once, without waiting for the others.
+  fake_.Complete(fake_.held().front(), Result("r"));
+  ASSERT_TRUE(reader->Read(&event));
+  ASSERT_EQ(event.items().items_size(), 1);
+  EXPECT_EQ(event.items().items(0).index(), 0);
+  // Eight that complete together travel in one message.
+  ASSERT_TRUE(Eventually([&] { return fake_.held().size() == 8; }));
+  fake_.CompleteAll(Result("r"));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.items().items_size(), 8);
+  // The last seven, likewise.
+  ASSERT_TRUE(Eventually([&] { return fake_.held().size() == 7; }));
+  fake_.CompleteAll(Result("r"));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.items().items_size(), 7);
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.done().succeeded(), 16);
+  EXPECT_FALSE(reader->Read(&event));
+  ASSERT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(InvokerServiceTest, MapMessagesStayWithinTheirBounds) {
+  Start({.max_queued_items = 2000});
+  // A thousand small items that complete together: two messages, the first one full.
+  MapRequest request = Chunks(File("small.bin", 1000), 1);
+  request.set_max_in_flight(1000);
+  std::future<MapRun> run = MapAsync(request);
+  ASSERT_TRUE(Eventually([&] { return fake_.held().size() == 1000; }));
+  fake_.CompleteAll(Result("r"));
+  MapRun small = run.get();
+  ASSERT_TRUE(small.status.ok()) << small.status.error_message();
+  EXPECT_EQ(small.items.size(), 1000u);
+  ASSERT_EQ(small.events.size(), 4u);
+  EXPECT_EQ(small.events[1].items().items_size(), static_cast<int>(MapReactor::kMaxMessageItems));
+  EXPECT_EQ(small.events[2].items().items_size(),
+            1000 - static_cast<int>(MapReactor::kMaxMessageItems));
+
+  // Eight results of 300 KiB: three to a message (about 1 MiB at most).
+  request = Chunks(File("large.bin", 8), 1);
+  request.set_max_in_flight(8);
+  run = MapAsync(request);
+  ASSERT_TRUE(Eventually([&] { return fake_.held().size() == 8; }));
+  fake_.CompleteAll(Result(std::string(300 << 10, 'x')));
+  MapRun large = run.get();
+  ASSERT_TRUE(large.status.ok()) << large.status.error_message();
+  EXPECT_EQ(large.items.size(), 8u);
+  ASSERT_EQ(large.events.size(), 5u);
+  for (size_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(large.events[i].items().items_size(), i < 3 ? 3 : 2) << i;
+    EXPECT_LE(large.events[i].ByteSizeLong(), MapReactor::kMaxMessageBytes + 1024) << i;
+  }
 }
 
 TEST_F(InvokerServiceTest, CancelledMapCancelsItsInvocationsAndStops) {
@@ -581,7 +659,8 @@ TEST_F(InvokerServiceTest, EmptyObjectIsStillOneItem) {
   ASSERT_EQ(run.events.size(), 3u);
   EXPECT_EQ(run.events[0].planned().items(), 1);
   EXPECT_EQ(run.events[0].planned().bytes(), 0);
-  EXPECT_EQ(run.events[1].item().cursor().length(), 0);
+  ASSERT_EQ(run.items.size(), 1u);
+  EXPECT_EQ(run.items[0].cursor().length(), 0);
   EXPECT_EQ(run.events[2].done().succeeded(), 1);
 }
 
