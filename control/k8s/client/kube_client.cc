@@ -265,7 +265,7 @@ absl::StatusOr<HttpResponse> KubeClient::Authorized(
   return response;
 }
 
-absl::StatusOr<boost::json::object> KubeClient::Call(HttpRequest request) {
+absl::StatusOr<std::string> KubeClient::CallForBody(HttpRequest request) {
   const std::string what = Describe(request);
   absl::StatusOr<HttpResponse> response =
       Authorized(std::move(request), [this](const HttpRequest& authorized) {
@@ -275,7 +275,14 @@ absl::StatusOr<boost::json::object> KubeClient::Call(HttpRequest request) {
   if (response->status < 200 || response->status >= 300) {
     return ApiError(what, response->status, response->body);
   }
-  return ParseObject(what, response->body);
+  return std::move(response->body);
+}
+
+absl::StatusOr<boost::json::object> KubeClient::Call(HttpRequest request) {
+  const std::string what = Describe(request);
+  absl::StatusOr<std::string> body = CallForBody(std::move(request));
+  if (!body.ok()) return body.status();
+  return ParseObject(what, *body);
 }
 
 absl::StatusOr<boost::json::object> KubeClient::Apply(const YAML::Node& object) {
@@ -297,6 +304,17 @@ absl::StatusOr<boost::json::object> KubeClient::Get(const std::string& path) {
   HttpRequest request;
   request.target = path;
   return Call(std::move(request));
+}
+
+absl::StatusOr<std::string> KubeClient::PodLog(absl::string_view namespace_name,
+                                               absl::string_view pod, int tail_lines) {
+  absl::StatusOr<std::string> path = ObjectPath("v1", "Pod", namespace_name, pod);
+  if (!path.ok()) return path.status();
+  HttpRequest request;
+  request.target = absl::StrCat(
+      *path, "/log",
+      tail_lines > 0 ? Query({{"tailLines", absl::StrCat(tail_lines)}}) : std::string());
+  return CallForBody(std::move(request));
 }
 
 absl::Status KubeClient::Delete(const std::string& path) {

@@ -109,6 +109,11 @@ class KubeClient {
   /// The object at `path` (ObjectPath). NOT_FOUND when there is none.
   absl::StatusOr<boost::json::object> Get(const std::string& path);
 
+  /// The log of the only (or first) container of pod `pod`, as plain text: its last
+  /// `tail_lines` lines, or all of it for 0. NOT_FOUND when there is no such pod.
+  absl::StatusOr<std::string> PodLog(absl::string_view namespace_name, absl::string_view pod,
+                                     int tail_lines = 0);
+
   /// Deletes the object at `path` with foreground propagation: the server removes the objects
   /// it owns (a Deployment's ReplicaSets and Pods) before it, so the object disappears only once
   /// they are gone. OK once the deletion is accepted; NOT_FOUND when there was no object.
@@ -139,6 +144,8 @@ class KubeClient {
   absl::StatusOr<HttpResponse> Authorized(
       HttpRequest request,
       const std::function<absl::StatusOr<HttpResponse>(const HttpRequest&)>& exchange);
+  /// The body of a 2xx answer to `request`, or the error the answer means.
+  absl::StatusOr<std::string> CallForBody(HttpRequest request);
   absl::StatusOr<boost::json::object> Call(HttpRequest request);
 
   std::unique_ptr<HttpsTransport> transport_;

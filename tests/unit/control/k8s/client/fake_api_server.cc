@@ -283,7 +283,8 @@ struct FakeApiServer::Target {
   std::string namespace_name;
   std::string plural;
   std::string kind;
-  std::string name;  // empty for the collection
+  std::string name;         // empty for the collection
+  std::string subresource;  // "log" in .../pods/<name>/log; empty for the object itself
   std::string collection;
   std::map<std::string, std::string> query;
 
@@ -317,12 +318,13 @@ struct FakeApiServer::Target {
     } else {
       return std::nullopt;
     }
-    if ((segments.size() != at + 3 && segments.size() != at + 4) || segments[at] != "namespaces") {
+    if (segments.size() < at + 3 || segments.size() > at + 5 || segments[at] != "namespaces") {
       return std::nullopt;
     }
     target.namespace_name = segments[at + 1];
     target.plural = segments[at + 2];
-    if (segments.size() == at + 4) target.name = segments[at + 3];
+    if (segments.size() >= at + 4) target.name = segments[at + 3];
+    if (segments.size() == at + 5) target.subresource = segments[at + 4];
     for (const Served& served : kServed) {
       if (served.group == target.group && served.plural == target.plural) {
         target.kind = std::string(served.kind);
@@ -339,6 +341,8 @@ struct FakeApiServer::Target {
 struct FakeApiServer::Reply {
   int status = 200;
   json::object body;
+  /// Set for a plain-text answer (a pod's log): sent instead of `body`.
+  std::optional<std::string> text;
 };
 
 // One client's TLS connection and the ways of answering on it.
@@ -348,9 +352,9 @@ class FakeApiServer::Connection {
 
   bool Send(const Reply& reply, bool keep_alive) {
     http::response<http::string_body> response(static_cast<http::status>(reply.status), 11);
-    response.set(http::field::content_type, "application/json");
+    response.set(http::field::content_type, reply.text ? "text/plain" : "application/json");
     response.keep_alive(keep_alive);
-    response.body() = json::serialize(reply.body);
+    response.body() = reply.text ? *reply.text : json::serialize(reply.body);
     response.prepare_payload();
     boost::system::error_code error;
     http::write(stream, response, error);
@@ -568,6 +572,12 @@ void FakeApiServer::Serve(tcp::socket socket) {
 FakeApiServer::Reply FakeApiServer::Handle(const Target& target, const std::string& method,
                                            const std::string& content_type,
                                            const std::string& body) {
+  if (target.subresource == "log" && target.plural == "pods" && method == "GET") {
+    return Log(target);
+  }
+  if (!target.subresource.empty()) {
+    return {404, StatusObject(404, "NotFound", "the server could not find the requested resource")};
+  }
   if (method == "PATCH" && !target.name.empty()) return Apply(target, content_type, body);
   if (method == "GET") return target.name.empty() ? List(target) : Get(target);
   if (method == "DELETE" && !target.name.empty()) return Delete(target, body);
@@ -696,6 +706,54 @@ FakeApiServer::Reply FakeApiServer::Apply(const Target& target, const std::strin
   }
   CommitLocked(path, target.collection, created ? "ADDED" : "MODIFIED", applied);
   return {created ? 201 : 200, objects_.at(path)};
+}
+
+FakeApiServer::Reply FakeApiServer::Log(const Target& target) {
+  std::lock_guard lock(mutex_);
+  const std::string path = target.collection + "/" + target.name;
+  if (!objects_.contains(path)) {
+    return {404,
+            StatusObject(404, "NotFound", absl::StrFormat("pods \"%s\" not found", target.name))};
+  }
+  const auto log = logs_.find(path);
+  return {200, {}, log == logs_.end() ? "" : log->second};
+}
+
+void FakeApiServer::Store(const std::string& path, json::object object) {
+  const size_t slash = path.rfind('/');
+  const std::string collection = path.substr(0, slash);
+  const std::vector<std::string> segments = Split(collection, '/');
+  std::lock_guard lock(mutex_);
+  json::object& metadata = Metadata(object);
+  metadata["name"] = path.substr(slash + 1);
+  metadata["namespace"] = segments[segments.size() - 2];
+  const auto existing = objects_.find(path);
+  if (existing == objects_.end()) {
+    metadata["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012d", next_uid_++);
+    metadata["creationTimestamp"] = Now();
+    if (!metadata.contains("generation")) metadata["generation"] = 1;
+  } else {
+    for (std::string_view key : {"uid", "creationTimestamp", "managedFields"}) {
+      if (const json::value* value = Metadata(existing->second).if_contains(key)) {
+        metadata[key] = *value;
+      }
+    }
+  }
+  CommitLocked(path, collection, existing == objects_.end() ? "ADDED" : "MODIFIED",
+               std::move(object));
+}
+
+void FakeApiServer::Erase(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  const auto existing = objects_.find(path);
+  if (existing == objects_.end()) return;
+  CommitLocked(path, path.substr(0, path.rfind('/')), "DELETED", existing->second);
+  logs_.erase(path);
+}
+
+void FakeApiServer::SetLog(const std::string& pod_path, std::string text) {
+  std::lock_guard lock(mutex_);
+  logs_[pod_path] = std::move(text);
 }
 
 FakeApiServer::Reply FakeApiServer::Get(const Target& target) {

@@ -2,7 +2,9 @@
 // kept in memory, and the part of the API the control plane's client uses, answered as
 // kube-apiserver answers it: server-side apply, get, delete with propagation policies, paged
 // lists, watches streamed as chunked JSON events with bookmarks and 410 for expired versions,
-// bearer tokens and client certificates, and Status objects for every error.
+// pods' logs as plain text, bearer tokens and client certificates, and Status objects for every
+// error. What the cluster's controllers and kubelets would write (statuses, Pods, EndpointSlices)
+// a test writes with Store and Erase.
 //
 // One thread accepts, one thread serves each connection (blocking I/O). resourceVersions count
 // one history for all objects, as etcd's revision does.
@@ -68,6 +70,16 @@ class FakeApiServer {
   void SetTokens(std::set<std::string> tokens);
   /// The object at `path` (".../namespaces/<ns>/<resource>/<name>") as stored.
   std::optional<boost::json::object> Object(const std::string& path) const;
+  /// Writes `object` at `path` whole, status included, as the cluster's own controllers and
+  /// kubelets do (a Deployment's status, a Pod, an EndpointSlice, a Job's conditions): one
+  /// ADDED or MODIFIED change. Keeps an existing object's uid, creationTimestamp and
+  /// managedFields; its generation is `object`'s own (1 when new and unset).
+  void Store(const std::string& path, boost::json::object object);
+  /// Removes the object at `path` at once, as the garbage collector or a kubelet finally does:
+  /// one DELETED change. Nothing when there is none.
+  void Erase(const std::string& path);
+  /// What GET <pod_path>/log answers (text/plain) while the pod exists.
+  void SetLog(const std::string& pod_path, std::string text);
   /// Every request so far, in order of arrival.
   std::vector<RecordedRequest> Requests() const;
   /// How many LIST (not watch) requests reached `collection_path`.
@@ -108,6 +120,7 @@ class FakeApiServer {
                const std::string& body);
   Reply Apply(const Target& target, const std::string& content_type, const std::string& body);
   Reply Get(const Target& target);
+  Reply Log(const Target& target);
   Reply Delete(const Target& target, const std::string& body);
   Reply List(const Target& target);
   /// Streams the watch; false when the connection cannot serve another request.
@@ -132,6 +145,7 @@ class FakeApiServer {
   std::set<std::string> tokens_;
   std::vector<RecordedRequest> requests_;
   std::map<std::string, boost::json::object> objects_;
+  std::map<std::string, std::string> logs_;  // by pod path
   std::vector<Change> history_;
   int64_t revision_ = 1000;
   int64_t compacted_ = 0;

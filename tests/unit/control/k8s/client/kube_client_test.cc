@@ -143,6 +143,25 @@ TEST_F(KubeClientTest, GetOfAMissingObjectIsNotFound) {
               HasSubstr("deployments.apps \"nope\" not found"));
 }
 
+TEST_F(KubeClientTest, PodLogIsThePodsPlainTextLog) {
+  StartServer();
+  const std::string pod = "/api/v1/namespaces/fns/pods/build-x7k2p";
+  server_->Store(pod, boost::json::parse(R"({"apiVersion":"v1","kind":"Pod"})").as_object());
+  server_->SetLog(pod, "step 1\nerror: no such file\n");
+  std::unique_ptr<KubeClient> client = Client(Config());
+  ASSERT_NE(client, nullptr);
+
+  absl::StatusOr<std::string> log = client->PodLog(kNamespace, "build-x7k2p", 20);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, "step 1\nerror: no such file\n");
+  EXPECT_TRUE(server_->WaitForRequest("/pods/build-x7k2p/log?tailLines=20"));
+
+  absl::StatusOr<std::string> missing = client->PodLog(kNamespace, "gone");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_EQ(client->PodLog(kNamespace, "Not_A_Name").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(KubeClientTest, DeleteAsksForForegroundPropagation) {
   StartServer();
   auto client = Client(Config());
