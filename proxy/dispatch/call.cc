@@ -42,7 +42,6 @@ HttpDispatcher::Call::Call(std::shared_ptr<HttpDispatcher> dispatcher,
       invocation_(std::move(invocation)),
       done_(std::move(done)),
       strand_(dispatcher_->NextStrand()),
-      timer_(strand_),
       started_(SteadyClock::now()) {
   invocation_.max_attempts = std::max(invocation_.max_attempts, 1);
 }
@@ -75,13 +74,13 @@ void HttpDispatcher::Call::Cancel() {
   asio::post(strand_, [self = std::move(self)] {
     if (self->cancelled_) return;
     self->cancelled_ = absl::CancelledError("cancelled by the caller");
-    self->timer_.cancel();
+    self->CancelTimer();
     if (self->connection_) self->connection_->Abort();
   });
 }
 
 void HttpDispatcher::Call::Wake() {
-  asio::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
+  asio::post(strand_, [self = shared_from_this()] { self->CancelTimer(); });
 }
 
 asio::awaitable<void> HttpDispatcher::Call::Run() {
@@ -206,8 +205,8 @@ HttpDispatcher::Call::AcquireReplica() {
   // Wait for a grant, a drop, a cancellation or the deadline. Wake-ups can be spurious (a grant's
   // wake may land after the call moved on), so the state decides, not the timer.
   for (;;) {
-    timer_.expires_at(invocation_.deadline);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    Timer().expires_at(invocation_.deadline);
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
     bool leave = cancelled_.has_value() || SteadyClock::now() >= invocation_.deadline;
     if (!leave) {
       std::lock_guard lock(function_->mu);
@@ -250,8 +249,9 @@ asio::awaitable<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attem
       auto [resolve_error, endpoint] = co_await pool->Endpoint();
       if (cancelled_) continue;  // reported at the top of the loop
       if (resolve_error) co_return AttemptResult{ConnectFailure(resolve_error, address)};
-      connection_ = std::make_shared<TcpConnection>(asio::ip::tcp::socket(dispatcher_->executor_),
-                                                    address, dispatcher_->options_.http);
+      connection_ =
+          std::make_shared<TcpConnection>(asio::ip::tcp::socket(dispatcher_->executor_), address,
+                                          dispatcher_->options_.http, dispatcher_->deadlines_);
       const auto connect_deadline =
           std::min(invocation_.deadline, now + dispatcher_->options_.connect_timeout);
       const auto error = co_await connection_->Connect(endpoint, connect_deadline);
@@ -284,10 +284,15 @@ asio::awaitable<bool> HttpDispatcher::Call::Backoff() {
   const auto delay = RetryBackoff(dispatcher_->options_.backoff, attempts_, ThreadRandom());
   const auto until = std::min(SteadyClock::now() + delay, invocation_.deadline);
   while (!cancelled_ && SteadyClock::now() < until) {
-    timer_.expires_at(until);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    Timer().expires_at(until);
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
   co_return !cancelled_ && SteadyClock::now() < invocation_.deadline;
+}
+
+asio::steady_timer& HttpDispatcher::Call::Timer() {
+  if (!timer_) timer_.emplace(strand_);
+  return *timer_;
 }
 
 void HttpDispatcher::Call::ReleaseReplica(Balancer::Replica& replica, Balancer::Result result) {

@@ -83,13 +83,18 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void ReleaseReplica(Balancer::Replica& replica, Balancer::Result result);
   bool TakeRetryBudget();
   void Finish(InvokeOutcome outcome);
+  /// The timer of queue waits and backoff, made on first use: most calls never wait.
+  boost::asio::steady_timer& Timer();
+  void CancelTimer() {
+    if (timer_) timer_->cancel();
+  }
 
   const std::shared_ptr<HttpDispatcher> dispatcher_;
   const std::shared_ptr<FunctionState> function_;
   Invocation invocation_;
   InvokeCallback done_;
   boost::asio::strand<Executor> strand_;
-  boost::asio::steady_timer timer_;  // queue waits and backoff
+  std::optional<boost::asio::steady_timer> timer_;  // see Timer()
   const TimePoint started_;
   // Queued for a function scaled to zero that had no replica.
   bool cold_ = false;

@@ -4,17 +4,17 @@
 #pragma once
 
 #include <array>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 #include <charconv>
 #include <chrono>
 #include <memory>
@@ -23,6 +23,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "proxy/dispatch/deadline_sweep.h"
 #include "proxy/dispatch/response_parser.h"
 
 namespace eofaas::proxy {
@@ -55,19 +56,23 @@ struct HttpClientOptions {
   uint32_t max_header_bytes = 16 << 10;
 };
 
-/// Must be owned by a std::shared_ptr (the deadline timer keeps it alive). Not thread-safe: one
-/// round trip at a time, and Abort() only from the executor that runs it.
+/// Must be owned by a std::shared_ptr (a deadline that passes keeps it alive until the stream is
+/// closed). Not thread-safe: one round trip at a time, and Abort() only from the executor that
+/// runs it. Deadlines are kept by `deadlines`, so they are met within one of its ticks.
 template <typename Stream>
-class HttpClientConnection : public std::enable_shared_from_this<HttpClientConnection<Stream>> {
+class HttpClientConnection : public std::enable_shared_from_this<HttpClientConnection<Stream>>,
+                             private DeadlineSweep::Watched {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
   /// `host` is sent as the Host header.
-  HttpClientConnection(Stream stream, std::string host, const HttpClientOptions& options)
+  HttpClientConnection(Stream stream, std::string host, const HttpClientOptions& options,
+                       std::shared_ptr<DeadlineSweep> deadlines)
       : stream_(std::move(stream)),
-        timer_(stream_.get_executor()),
+        deadlines_(std::move(deadlines)),
         host_(std::move(host)),
         options_(options) {}
+  ~HttpClientConnection() override { deadlines_->Unwatch(*this); }
 
   /// Sends `POST target` with the body `body_head` + `body_tail` (a fixed head goes out with a
   /// per-request tail without being copied) and reads the response, all before `deadline`.
@@ -95,22 +100,28 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   Stream& stream() { return stream_; }
 
  private:
-  // Arms the deadline: when it passes first, the stream is closed, which ends the pending
-  // operation. The handler runs on the caller's executor, like the operations it cancels.
-  template <typename Executor>
-  void ArmDeadline(const Executor& executor, TimePoint deadline) {
+  // Watches the deadline of the operation about to start on `executor`, the caller's: when it
+  // passes first, the stream is closed there, which ends the pending operation.
+  void ArmDeadline(boost::asio::any_io_executor executor, TimePoint deadline) {
     timed_out_ = false;
-    timer_.expires_at(deadline);
-    timer_.async_wait(boost::asio::bind_executor(
-        executor, [self = this->shared_from_this()](const boost::system::error_code& error) {
-          if (error) return;  // cancelled: the operation finished first
-          self->timed_out_ = true;
-          self->Close();
-        }));
+    executor_ = std::move(executor);
+    deadlines_->Watch(*this, deadline);
   }
 
-  // True when the deadline handler has not fired (so it will not touch the stream later).
-  bool DisarmDeadline() { return timer_.cancel() == 1; }
+  // True when the deadline passed first: the stream is (or is about to be) closed.
+  bool DisarmDeadline() {
+    timed_out_ = deadlines_->Unwatch(*this) || timed_out_;
+    return timed_out_;
+  }
+
+  void OnDeadline() override {
+    auto self = this->weak_from_this().lock();
+    if (self == nullptr) return;  // being destroyed: its stream closes anyway
+    boost::asio::post(executor_, [self = std::move(self)] {
+      self->timed_out_ = true;
+      self->Close();
+    });
+  }
 
   void Close() {
     boost::system::error_code ignored;
@@ -121,10 +132,15 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
     }
   }
 
+  // Reads until `parser` holds a whole response: what Beast's http::async_read does, without its
+  // layers of composed operations around each read.
+  boost::asio::awaitable<boost::system::error_code> ReadResponse(ResponseParser& parser);
+
   HttpError ErrorKind(const boost::system::error_code& error) const;
 
   Stream stream_;
-  boost::asio::steady_timer timer_;
+  const std::shared_ptr<DeadlineSweep> deadlines_;
+  boost::asio::any_io_executor executor_;  // of the operation in progress
   const std::string host_;
   const HttpClientOptions options_;
   std::string head_;  // request line and header fields, reused
@@ -158,18 +174,25 @@ boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
       asio::buffer(body_tail.data(), body_tail.size())};
 
   ArmDeadline(co_await asio::this_coro::executor, deadline);
-  auto [write_error, written] =
-      co_await asio::async_write(stream_, request, asio::as_tuple(asio::use_awaitable));
+  // Most requests fit in the socket's buffer: written now, without a trip through the reactor
+  // (the socket is non-blocking); the rest, if any, when the socket takes it.
+  boost::system::error_code error;
+  const size_t written = stream_.write_some(request, error);
+  if (error == asio::error::would_block || error == asio::error::try_again) error = {};
+  if (!error && written < asio::buffer_size(request)) {
+    boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(request);
+    rest.consume(written);
+    auto [write_error, ignored] =
+        co_await asio::async_write(stream_, rest, asio::as_tuple(asio::use_awaitable));
+    error = write_error;
+  }
   std::optional<ResponseParser> parser;
-  boost::system::error_code error = write_error;
   if (!error) {
     parser.emplace(options_.max_response_bytes, options_.max_header_bytes);
-    auto [read_error, read] = co_await boost::beast::http::async_read(
-        stream_, buffer_, *parser, asio::as_tuple(asio::use_awaitable));
-    error = read_error;
+    error = co_await ReadResponse(*parser);
     result.response_started = parser->got_some();
   }
-  const bool deadline_pending = DisarmDeadline();
+  const bool timed_out = DisarmDeadline();
   last_used_ = std::chrono::steady_clock::now();
 
   if (error) {
@@ -182,9 +205,39 @@ boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
   result.function_error = parser->function_error();
   result.body = std::move(parser->body());
   // Bytes past the response mean the peer and this client disagree on framing: start afresh.
-  reusable_ = parser->keep_alive() && deadline_pending && !aborted_ && buffer_.size() == 0;
+  reusable_ = parser->keep_alive() && !timed_out && !aborted_ && buffer_.size() == 0;
   buffer_.clear();
   co_return result;
+}
+
+template <typename Stream>
+boost::asio::awaitable<boost::system::error_code> HttpClientConnection<Stream>::ReadResponse(
+    ResponseParser& parser) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
+  parser.eager(true);
+  for (;;) {
+    auto [read_error, read] = co_await stream_.async_read_some(buffer_.prepare(kReadBytes),
+                                                               asio::as_tuple(asio::use_awaitable));
+    buffer_.commit(read);
+    boost::system::error_code error;
+    if (read_error == asio::error::eof) {
+      // A response without a length ends with the connection; any other is cut short.
+      if (!parser.got_some()) co_return http::error::end_of_stream;
+      parser.put_eof(error);
+      co_return error;
+    }
+    if (read_error) co_return read_error;
+    // Parses what the bytes hold; a header split across reads waits for the rest of it.
+    while (buffer_.size() > 0 && !parser.is_done()) {
+      const size_t used = parser.put(buffer_.data(), error);
+      buffer_.consume(used);
+      if (error == http::error::need_more || (!error && used == 0)) break;
+      if (error) co_return error;
+    }
+    if (parser.is_done()) co_return boost::system::error_code();
+  }
 }
 
 template <typename Stream>
@@ -195,13 +248,13 @@ boost::asio::awaitable<boost::system::error_code> HttpClientConnection<Stream>::
   if (aborted_) co_return asio::error::operation_aborted;
   ArmDeadline(co_await asio::this_coro::executor, deadline);
   auto [error] = co_await stream_.async_connect(endpoint, asio::as_tuple(asio::use_awaitable));
-  DisarmDeadline();
-  if (timed_out_) co_return asio::error::timed_out;
+  if (DisarmDeadline()) co_return asio::error::timed_out;
   if (aborted_) co_return asio::error::operation_aborted;
   if (!error) {
     // Head and body go out in one write, but small responses must not wait for delayed ACKs.
     stream_.set_option(asio::ip::tcp::no_delay(true), error);
   }
+  if (!error) stream_.non_blocking(true, error);  // see RoundTrip
   co_return error;
 }
 

@@ -80,6 +80,7 @@ HttpDispatcher::HttpDispatcher(Executor executor, const common::Clock& clock,
                                std::shared_ptr<DispatchMetrics> metrics)
     : executor_(executor),
       strands_(MakeStrands(executor)),
+      deadlines_(std::make_shared<DeadlineSweep>(executor)),
       clock_(clock),
       options_(std::move(options)),
       metrics_(std::move(metrics)),

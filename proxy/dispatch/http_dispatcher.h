@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "proxy/dispatch/connection_pool.h"
+#include "proxy/dispatch/deadline_sweep.h"
 #include "proxy/dispatch/dispatch_metrics.h"
 #include "proxy/dispatch/dispatcher.h"
 #include "proxy/dispatch/retry_policy.h"
@@ -92,6 +93,8 @@ class HttpDispatcher final : public Dispatcher,
   const Executor executor_;
   const std::vector<boost::asio::strand<Executor>> strands_;
   std::atomic<size_t> next_strand_{0};
+  // The deadlines of connects and round trips to replicas.
+  const std::shared_ptr<DeadlineSweep> deadlines_;
   const common::Clock& clock_;
   const HttpDispatcherOptions options_;
   const std::shared_ptr<DispatchMetrics> metrics_;

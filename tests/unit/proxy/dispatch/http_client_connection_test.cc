@@ -19,7 +19,8 @@ class HttpClientConnectionTest : public ::testing::Test {
   HttpClientConnectionTest() {
     beast::test::stream client(io_);
     remote_.emplace(beast::test::connect(client));
-    connection_ = std::make_shared<Connection>(std::move(client), "replica:8080", options_);
+    connection_ = std::make_shared<Connection>(std::move(client), "replica:8080", options_,
+                                               std::make_shared<DeadlineSweep>(io_.get_executor()));
   }
 
   HttpResult RoundTrip(std::chrono::milliseconds timeout = 2000ms) {
