@@ -61,12 +61,6 @@ void NormalizeScaling(eofaas::v1::Scaling& scaling) {
   if (scaling.max_replicas() == 0) scaling.set_max_replicas(std::max(scaling.min_replicas(), 1));
 }
 
-// Whether the autoscaler decides the replica count: between min and max, or down to zero.
-bool Autoscales(const Function& function) {
-  const auto& scaling = function.scaling();
-  return scaling.min_replicas() == 0 || scaling.max_replicas() > scaling.min_replicas();
-}
-
 // The replicas a function starts with, and keeps while nothing is decided: one at least, so that
 // a new generation proves it runs.
 int InitialReplicas(const Function& function) {
@@ -103,7 +97,13 @@ const char* BuildResult(BuildPhase phase) {
 
 }  // namespace
 
-int Controller::DesiredReplicas(const Entry& entry) {
+bool Controller::Autoscales(const Function& function) const {
+  const auto& scaling = function.scaling();
+  if (scaling.min_replicas() == 0) return true;
+  return scaling.max_replicas() > scaling.min_replicas() && !options_.cluster_autoscaling;
+}
+
+int Controller::DesiredReplicas(const Entry& entry) const {
   const Function& function = entry.record.function();
   if (!Autoscales(function) || !entry.autoscaled) return InitialReplicas(function);
   int desired = std::clamp(entry.autoscaled->desired_replicas, function.scaling().min_replicas(),
@@ -499,7 +499,7 @@ void Controller::RunBuild(std::string name, int64_t generation,
     FunctionOf(*entry).mutable_status()->set_artifact(bundle->artifact);
     if (!Commit(*entry).ok()) return;
   }
-  absl::Status built = builder_.Build(*bundle, *tmpl, log, *cancel);
+  absl::Status built = builder_.Build(function, *bundle, *tmpl, log, *cancel);
   std::lock_guard lock(mu_);
   Entry* entry;
   if (abandoned(entry)) return;
@@ -563,6 +563,7 @@ void Controller::Deploy(Entry& entry) {
         .uid = function.status().uid(),
         .generation = revision.generation(),
         .deployment_name = revision.deployment_name(),
+        .template_name = revision.template_(),
         .artifact = revision.artifact(),
         .bundle_dir = builder_.BundleDir(revision.artifact()),
         .command = tmpl->run,
@@ -570,6 +571,12 @@ void Controller::Deploy(Entry& entry) {
         .replicas = DesiredReplicas(entry),
         .concurrency = revision.concurrency(),
     };
+    // Bounds the autoscaler leaves to the cluster (ControllerOptions::cluster_autoscaling).
+    if (const auto& scaling = function.scaling();
+        !Autoscales(function) && scaling.max_replicas() > scaling.min_replicas()) {
+      spec.min_replicas = scaling.min_replicas();
+      spec.max_replicas = scaling.max_replicas();
+    }
     if (auto status = deployer_.Apply(spec); !status.ok()) {
       entry.deploy_failure = absl::StrCat("cannot deploy: ", status.message());
     }

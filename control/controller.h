@@ -43,6 +43,10 @@ struct ControllerOptions {
   std::chrono::milliseconds progress_deadline{60000};
   /// Windows and limits of the autoscaler (validated by Start).
   AutoscalerOptions autoscaler;
+  /// The cluster scales functions between min_replicas ≥ 1 and a larger max_replicas (the
+  /// deployer gets the bounds and renders an HPA): the autoscaler leaves them alone and decides
+  /// only for functions that scale to zero, which an HPA cannot do.
+  bool cluster_autoscaling = false;
 };
 
 /// A change of one function, as watchers see it.
@@ -112,9 +116,12 @@ class Controller {
  private:
   struct Entry;
 
+  // Whether the autoscaler decides `function`'s replica count: between min and max, or down to
+  // zero (see ControllerOptions::cluster_autoscaling).
+  bool Autoscales(const Function& function) const;
   // The replicas the entry's function wants now: the autoscaler's count when it decides, else
   // its min_replicas (at least 1).
-  static int DesiredReplicas(const Entry& entry);
+  int DesiredReplicas(const Entry& entry) const;
   // While a function scales to zero, proxies hold its calls rather than fail them when it has
   // no replica.
   static bool ScalesToZero(const Entry& entry);

@@ -1,5 +1,6 @@
 // The Builder interface: turns a function generation's sources into a runnable artifact.
-// Implementations: LocalBuilder (content-addressed bundle directories) and, later, Kubernetes.
+// Implementations: LocalBuilder (content-addressed bundle directories) and KubeBuilder (images
+// built by Jobs in a cluster, control/k8s/runtime/).
 #pragma once
 
 #include <atomic>
@@ -34,10 +35,12 @@ class Builder {
   virtual absl::StatusOr<Bundle> Render(const eofaas::v1::Function& function, const Template& tmpl,
                                         const BuildLogSink& log) = 0;
 
-  /// BUILDING: the language's own check of the bundle; a bundle that passed before is not checked
-  /// again. FAILED_PRECONDITION with the checker's last lines when the sources are rejected;
-  /// CANCELLED when `cancel` became true.
-  virtual absl::Status Build(const Bundle& bundle, const Template& tmpl, const BuildLogSink& log,
+  /// BUILDING: turns `bundle`, rendered from `function` (its status names the generation being
+  /// built), into the artifact the deployer runs; an artifact built before is not built again.
+  /// FAILED_PRECONDITION with the build's last lines when the sources are rejected; CANCELLED
+  /// when `cancel` became true.
+  virtual absl::Status Build(const eofaas::v1::Function& function, const Bundle& bundle,
+                             const Template& tmpl, const BuildLogSink& log,
                              const std::atomic<bool>& cancel) = 0;
 
   /// The directory of an artifact built earlier.

@@ -158,8 +158,9 @@ absl::StatusOr<Bundle> LocalBuilder::Render(const eofaas::v1::Function& function
   return bundle;
 }
 
-absl::Status LocalBuilder::Build(const Bundle& bundle, const Template& tmpl,
-                                 const BuildLogSink& log, const std::atomic<bool>& cancel) {
+absl::Status LocalBuilder::Build(const eofaas::v1::Function& function, const Bundle& bundle,
+                                 const Template& tmpl, const BuildLogSink& log,
+                                 const std::atomic<bool>& cancel) {
   {
     std::unique_lock lock(mu_);
     while (building_.count(bundle.artifact)) {

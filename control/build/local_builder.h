@@ -25,7 +25,10 @@ class LocalBuilder final : public Builder {
 
   absl::StatusOr<Bundle> Render(const eofaas::v1::Function& function, const Template& tmpl,
                                 const BuildLogSink& log) override;
-  absl::Status Build(const Bundle& bundle, const Template& tmpl, const BuildLogSink& log,
+  /// The language's own check of the bundle; `function` plays no part, since identical bundles of
+  /// different functions share one check.
+  absl::Status Build(const eofaas::v1::Function& function, const Bundle& bundle,
+                     const Template& tmpl, const BuildLogSink& log,
                      const std::atomic<bool>& cancel) override;
   std::string BundleDir(const std::string& artifact) const override;
   void CollectGarbage(const std::set<std::string>& live) override;

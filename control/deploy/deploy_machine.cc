@@ -24,6 +24,9 @@ bool DeployMachine::Observe(const DeployInputs& in, common::Clock::TimePoint now
     phase_ = DEPLOY_PHASE_PROGRESSING;
     message_ = absl::StrCat("applying generation ", in.generation, " with ", in.desired,
                             in.desired == 1 ? " replica" : " replicas");
+  } else if (obs->failed) {
+    phase_ = DEPLOY_PHASE_FAILED;
+    message_ = obs->reason;
   } else if (obs->crash_looping) {
     phase_ = DEPLOY_PHASE_DEGRADED;
     message_ = obs->reason;

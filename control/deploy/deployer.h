@@ -1,5 +1,5 @@
 // The Deployer interface: runs the replicas of each function generation and reports what it
-// observes. Implementations: LocalDeployer (child processes) and, later, Kubernetes.
+// observes. Implementations: LocalDeployer (child processes) and KubeDeployer (a cluster).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,8 @@ struct DeploymentSpec {
   int64_t generation = 0;
   /// RFC 1035 name of this generation's deployment (common::DeploymentName).
   std::string deployment_name;
+  /// The template the generation was built from (a label of what a cluster runs).
+  std::string template_name;
   /// Content address of the bundle ("sha256:<hex>") and its directory on this machine.
   std::string artifact;
   std::string bundle_dir;
@@ -27,6 +29,11 @@ struct DeploymentSpec {
   /// The user's environment variables.
   std::map<std::string, std::string> env;
   int replicas = 1;
+  /// Replica bounds a deployer may hand to a cluster autoscaler: when max_replicas > 0, a
+  /// cluster autoscaler (HPA) scales the deployment between them and `replicas` is only its
+  /// start. A deployer without one ignores them.
+  int min_replicas = 0;
+  int max_replicas = 0;
   /// Concurrent invocations each replica accepts.
   int concurrency = 1;
 };
@@ -54,6 +61,10 @@ struct DeploymentObservation {
   /// Set when replicas of the target generation keep crashing; `reason` says how they ended and
   /// what they printed last.
   bool crash_looping = false;
+  /// Set when the target generation cannot become ready without a change (an image that cannot
+  /// be pulled, replicas crashing in a loop on a cluster, a rollout past its progress deadline);
+  /// `reason` says which and where.
+  bool failed = false;
   std::string reason;
   /// Ready replicas of the serving generation.
   std::vector<Endpoint> endpoints;

@@ -75,6 +75,20 @@ TEST_F(DeployMachineTest, CrashLoopIsDegradedWithTheReason) {
   EXPECT_EQ(machine_.message(), observation.reason);
 }
 
+TEST_F(DeployMachineTest, AFailedTargetIsFailedWithTheReasonAndRecovers) {
+  auto observation = Observed(1, 1, 1, 0);
+  observation.failed = true;
+  observation.crash_looping = true;
+  observation.reason = "pod fn-5jxks-7d9f-abcde: ImagePullBackOff: Back-off pulling image";
+  EXPECT_EQ(Judge(observation), DEPLOY_PHASE_FAILED);
+  EXPECT_EQ(machine_.message(), observation.reason);
+  // A newer generation that the deployer has not reported on yet is progressing again.
+  DeployInputs update = Applied(observation);
+  update.generation = 2;
+  EXPECT_EQ(Judge(update), DEPLOY_PHASE_PROGRESSING);
+  EXPECT_EQ(Judge(Observed(2, 2, 1, 1)), DEPLOY_PHASE_READY);
+}
+
 TEST_F(DeployMachineTest, LosingAReplicaAfterReadyIsDegradedUntilBack) {
   EXPECT_EQ(Judge(Observed(1, 1, 2, 2)), DEPLOY_PHASE_READY);
   EXPECT_EQ(Judge(Observed(1, 1, 2, 1)), DEPLOY_PHASE_DEGRADED);

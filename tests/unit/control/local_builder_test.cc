@@ -48,7 +48,7 @@ class LocalBuilderTest : public ::testing::Test {
     auto bundle = builder_.Render(function_, *tmpl, Collect());
     if (!bundle.ok()) return bundle.status();
     bundle_ = *bundle;
-    return builder_.Build(*bundle, *tmpl, Collect(), cancel_);
+    return builder_.Build(function_, *bundle, *tmpl, Collect(), cancel_);
   }
 
   std::string Log() const { return absl::StrJoin(log_, "\n"); }
@@ -89,13 +89,13 @@ TEST_F(LocalBuilderTest, RendersTemplateAndUserFilesIntoAContentAddressedBundle)
 TEST_F(LocalBuilderTest, SameInputsSameArtifactNoRebuild) {
   auto first = builder_.Render(function_, *python_, Collect());
   ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(builder_.Build(*first, *python_, Collect(), cancel_).ok())
+  ASSERT_TRUE(builder_.Build(function_, *first, *python_, Collect(), cancel_).ok())
       << absl::StrJoin(log_, "\n");
   log_.clear();
   auto second = builder_.Render(function_, *python_, Collect());
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(first->artifact, second->artifact);
-  ASSERT_TRUE(builder_.Build(*second, *python_, Collect(), cancel_).ok());
+  ASSERT_TRUE(builder_.Build(function_, *second, *python_, Collect(), cancel_).ok());
   EXPECT_TRUE(absl::StrContains(absl::StrJoin(log_, "\n"), "reused")) << absl::StrJoin(log_, "\n");
   EXPECT_TRUE(absl::StrContains(absl::StrJoin(log_, "\n"), "nothing to build"));
 
@@ -109,13 +109,13 @@ TEST_F(LocalBuilderTest, SyntaxErrorFailsWithTheCompilersLines) {
   (*function_.mutable_files())["handler.py"] = "def handle(data ctx):\n    return 1\n";
   auto bundle = builder_.Render(function_, *python_, Collect());
   ASSERT_TRUE(bundle.ok());
-  absl::Status status = builder_.Build(*bundle, *python_, Collect(), cancel_);
+  absl::Status status = builder_.Build(function_, *bundle, *python_, Collect(), cancel_);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(status.message(), "SyntaxError")) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), "handler.py")) << status;
   EXPECT_TRUE(absl::StrContains(absl::StrJoin(log_, "\n"), "SyntaxError"));
   // A failed check is not remembered as built.
-  EXPECT_FALSE(builder_.Build(*bundle, *python_, Collect(), cancel_).ok());
+  EXPECT_FALSE(builder_.Build(function_, *bundle, *python_, Collect(), cancel_).ok());
 }
 
 TEST_F(LocalBuilderTest, CancelledBuildStops) {
@@ -125,7 +125,8 @@ TEST_F(LocalBuilderTest, CancelledBuildStops) {
   ASSERT_TRUE(bundle.ok());
   cancel_ = true;
   auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(builder_.Build(*bundle, slow, Collect(), cancel_).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(builder_.Build(function_, *bundle, slow, Collect(), cancel_).code(),
+            absl::StatusCode::kCancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
@@ -243,7 +244,8 @@ TEST_F(LocalBuilderTest, UninstallableRequirementFailsNamingTheFileAndThePackage
   EXPECT_FALSE(fs::exists(fs::path(bundle_.dir) / "function/.deps"));
   // A failed install is not remembered as built.
   log_.clear();
-  EXPECT_FALSE(builder_.Build(bundle_, *catalog_->Find("python3-sci"), Collect(), cancel_).ok());
+  EXPECT_FALSE(
+      builder_.Build(function_, bundle_, *catalog_->Find("python3-sci"), Collect(), cancel_).ok());
 }
 
 TEST_F(LocalBuilderTest, PackagesShippedWithTheFunctionAreNotInstalled) {
@@ -345,9 +347,10 @@ TEST_F(LocalBuilderTest, BuildsOfOneBundleRunOneAtATime) {
   auto bundle = builder_.Render(function_, counting, Collect());
   ASSERT_TRUE(bundle.ok());
   absl::Status first, second;
-  std::thread other([&] { first = builder_.Build(*bundle, counting, Collect(), cancel_); });
+  std::thread other(
+      [&] { first = builder_.Build(function_, *bundle, counting, Collect(), cancel_); });
   second = builder_.Build(
-      *bundle, counting, [](std::vector<std::string>) {}, cancel_);
+      function_, *bundle, counting, [](std::vector<std::string>) {}, cancel_);
   other.join();
   EXPECT_TRUE(first.ok()) << first;
   EXPECT_TRUE(second.ok()) << second;
@@ -362,7 +365,7 @@ TEST_F(LocalBuilderTest, DependencyInstallsSeeTheControlPlanesProxy) {
   auto bundle = builder_.Render(function_, echoing, Collect());
   ASSERT_TRUE(bundle.ok());
   setenv("https_proxy", "http://proxy.example:3128", 1);
-  absl::Status status = builder_.Build(*bundle, echoing, Collect(), cancel_);
+  absl::Status status = builder_.Build(function_, *bundle, echoing, Collect(), cancel_);
   unsetenv("https_proxy");
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_TRUE(absl::StrContains(Log(), "proxy=http://proxy.example:3128")) << Log();
