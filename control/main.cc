@@ -17,6 +17,7 @@
 #include "control/controller.h"
 #include "control/deploy/local_deployer.h"
 #include "control/deploy/sandbox.h"
+#include "control/k8s/runtime/kube_runtime.h"
 #include "control/metrics.h"
 #include "control/store/sqlite_store.h"
 
@@ -43,7 +44,91 @@ struct Flags {
   absl::Duration autoscale_stable_window = absl::Seconds(60);
   absl::Duration autoscale_panic_window = absl::Seconds(6);
   absl::Duration scale_to_zero_grace = absl::Seconds(60);
+  // runtime kubernetes
+  std::string kubeconfig;
+  std::string kubernetes_namespace = "eofaas-functions";
+  std::string kubernetes_autoscaling = "control";
+  std::string registry;
+  std::string registry_repository = "eofaas";
+  std::string registry_secret = "eofaas-registry";
+  std::string registry_credentials;
+  bool registry_insecure = false;
+  std::string image_builder = "buildkit";
+  std::string builder_image;
 };
+
+// The builder and deployer of the runtime the flags name, and what they hold on to (declared
+// first, so destroyed last).
+struct Runtime {
+  std::unique_ptr<k8s::KubeClient> kube_client;
+  std::unique_ptr<Builder> builder;
+  std::unique_ptr<Deployer> deployer;
+};
+
+absl::StatusOr<Runtime> MakeLocalRuntime(const Flags& flags, const fs::path& data_dir,
+                                         const std::string& instance_id,
+                                         std::shared_ptr<prometheus::Registry> registry) {
+  SandboxMode sandbox_mode;
+  if (flags.sandbox == "none") {
+    sandbox_mode = SandboxMode::kNone;
+  } else if (flags.sandbox == "bwrap" || flags.sandbox == "auto") {
+    sandbox_mode = BwrapAvailable() ? SandboxMode::kBwrap : SandboxMode::kNone;
+    if (flags.sandbox == "bwrap" && sandbox_mode == SandboxMode::kNone) {
+      return absl::FailedPreconditionError("sandbox: bwrap requested but bubblewrap does not work");
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sandbox: \"", flags.sandbox, "\" (known: auto, bwrap, none)"));
+  }
+  std::vector<std::string> data_roots;
+  for (const auto& root : flags.data_root) data_roots.push_back(fs::absolute(root).string());
+  LocalDeployerOptions options;
+  options.instance_id = instance_id;
+  options.log_dir = (data_dir / "logs").string();
+  options.data_roots = data_roots;
+  options.sandbox = sandbox_mode;
+  options.drain_timeout = absl::ToChronoMilliseconds(flags.drain_timeout);
+  auto deployer = LocalDeployer::Create(options, common::SteadyClock::Get(), std::move(registry));
+  if (!deployer.ok()) return deployer.status();
+  common::LogInfo("runtime local: sandbox=", SandboxModeName(sandbox_mode));
+  return Runtime{
+      .builder =
+          std::make_unique<LocalBuilder>((data_dir / "bundles").string(), flags.build_timeout),
+      .deployer = *std::move(deployer),
+  };
+}
+
+absl::StatusOr<Runtime> MakeKubernetesRuntime(const Flags& flags, const fs::path& data_dir) {
+  if (flags.kubernetes_autoscaling != "control" && flags.kubernetes_autoscaling != "hpa") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kubernetes_autoscaling: \"", flags.kubernetes_autoscaling, "\" (known: control, hpa)"));
+  }
+  absl::StatusOr<k8s::KubeRuntime> runtime = k8s::MakeKubeRuntime({
+      .kubeconfig = flags.kubeconfig,
+      .namespace_name = flags.kubernetes_namespace,
+      .registry = {.server = flags.registry,
+                   .repository = flags.registry_repository,
+                   .secret_name = flags.registry_secret,
+                   .insecure = flags.registry_insecure},
+      .registry_credentials_dir = flags.registry_credentials,
+      .image_builder = flags.image_builder,
+      .builder_image = flags.builder_image,
+      .bundles_dir = (data_dir / "bundles").string(),
+      .build_timeout = flags.build_timeout,
+      .drain_timeout = flags.drain_timeout,
+      .progress_deadline = flags.progress_deadline,
+      .hpa = flags.kubernetes_autoscaling == "hpa",
+  });
+  if (!runtime.ok()) return runtime.status();
+  common::LogInfo("runtime kubernetes: namespace=", flags.kubernetes_namespace,
+                  " registry=", flags.registry, " image_builder=", flags.image_builder,
+                  " autoscaling=", flags.kubernetes_autoscaling);
+  return Runtime{
+      .kube_client = std::move(runtime->client),
+      .builder = std::move(runtime->builder),
+      .deployer = std::move(runtime->deployer),
+  };
+}
 
 absl::Status Run(int argc, char** argv) {
   Flags flags;
@@ -54,7 +139,7 @@ absl::Status Run(int argc, char** argv) {
   options.AddString("data_dir", "state, bundles and replica logs", &flags.data_dir);
   options.AddString("templates_dir", "directory of templates (<name>/template.yaml)",
                     &flags.templates_dir);
-  options.AddString("runtime", "where replicas run: local", &flags.runtime);
+  options.AddString("runtime", "where replicas run: local or kubernetes", &flags.runtime);
   options.AddString("sandbox", "replica sandbox: auto (bubblewrap when present), bwrap, none",
                     &flags.sandbox);
   options.AddStringList("data_root", "directory replicas may read file:// data from (repeatable)",
@@ -78,26 +163,40 @@ absl::Status Run(int argc, char** argv) {
   options.AddDuration("scale_to_zero_grace",
                       "idle time after which a function with min_replicas 0 has no replica",
                       &flags.scale_to_zero_grace);
+  options.AddString("kubeconfig",
+                    "kubernetes: the cluster's kubeconfig (empty: the pod's service account)",
+                    &flags.kubeconfig);
+  options.AddString("kubernetes_namespace", "kubernetes: where functions and builds run",
+                    &flags.kubernetes_namespace);
+  options.AddString("kubernetes_autoscaling",
+                    "kubernetes: who scales between min and max replicas: control (the control "
+                    "plane sets the Deployment's replicas) or hpa (a HorizontalPodAutoscaler on "
+                    "CPU; scaling to zero stays with the control plane)",
+                    &flags.kubernetes_autoscaling);
+  options.AddString("registry", "kubernetes: host[:port] images are pushed to and pulled from",
+                    &flags.registry);
+  options.AddString("registry_repository", "kubernetes: the images' path under the registry",
+                    &flags.registry_repository);
+  options.AddString("registry_secret", "kubernetes: the pull Secret in the functions' namespace",
+                    &flags.registry_secret);
+  options.AddString("registry_credentials",
+                    "kubernetes: directory with the files username and password the pull Secret "
+                    "is written from (empty: the Secret is managed elsewhere)",
+                    &flags.registry_credentials);
+  options.AddBool("registry_insecure", "kubernetes: the registry speaks plain HTTP (tests only)",
+                  &flags.registry_insecure);
+  options.AddString("image_builder", "kubernetes: buildkit (rootless) or kaniko",
+                    &flags.image_builder);
+  options.AddString("builder_image", "kubernetes: the image builder's image (empty: its default)",
+                    &flags.builder_image);
   if (auto status = options.Parse(argc, argv); !status.ok()) return status;
   if (options.help_requested()) {
     std::cout << options.Usage();
     return absl::OkStatus();
   }
-  if (flags.runtime != "local") {
+  if (flags.runtime != "local" && flags.runtime != "kubernetes") {
     return absl::InvalidArgumentError(
-        absl::StrCat("runtime: \"", flags.runtime, "\" is not available (known: local)"));
-  }
-  SandboxMode sandbox_mode;
-  if (flags.sandbox == "none") {
-    sandbox_mode = SandboxMode::kNone;
-  } else if (flags.sandbox == "bwrap" || flags.sandbox == "auto") {
-    sandbox_mode = BwrapAvailable() ? SandboxMode::kBwrap : SandboxMode::kNone;
-    if (flags.sandbox == "bwrap" && sandbox_mode == SandboxMode::kNone) {
-      return absl::FailedPreconditionError("sandbox: bwrap requested but bubblewrap does not work");
-    }
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sandbox: \"", flags.sandbox, "\" (known: auto, bwrap, none)"));
+        absl::StrCat("runtime: \"", flags.runtime, "\" (known: local, kubernetes)"));
   }
   for (const auto& [name, value, max] :
        {std::tuple{"max_source_bytes", flags.max_source_bytes, int64_t{1} << 30},
@@ -117,23 +216,17 @@ absl::Status Run(int argc, char** argv) {
         absl::StrCat("data_dir: cannot create ", flags.data_dir, ": ", error.message()));
   }
   const fs::path data_dir = fs::absolute(flags.data_dir);
-  std::vector<std::string> data_roots;
-  for (const auto& root : flags.data_root) data_roots.push_back(fs::absolute(root).string());
 
   auto registry = std::make_shared<prometheus::Registry>();
   auto templates = TemplateCatalog::Load(flags.templates_dir);
   if (!templates.ok()) return templates.status();
   auto store = SqliteStore::Open((data_dir / "state.db").string());
   if (!store.ok()) return store.status();
-  LocalBuilder builder((data_dir / "bundles").string(), flags.build_timeout);
-  LocalDeployerOptions deployer_options;
-  deployer_options.instance_id = (*store)->InstanceId();
-  deployer_options.log_dir = (data_dir / "logs").string();
-  deployer_options.data_roots = data_roots;
-  deployer_options.sandbox = sandbox_mode;
-  deployer_options.drain_timeout = absl::ToChronoMilliseconds(flags.drain_timeout);
-  auto deployer = LocalDeployer::Create(deployer_options, common::SteadyClock::Get(), registry);
-  if (!deployer.ok()) return deployer.status();
+  absl::StatusOr<Runtime> runtime =
+      flags.runtime == "kubernetes"
+          ? MakeKubernetesRuntime(flags, data_dir)
+          : MakeLocalRuntime(flags, data_dir, (*store)->InstanceId(), registry);
+  if (!runtime.ok()) return runtime.status();
   std::vector<std::string> template_names;
   for (const Template* t : (*templates)->All()) template_names.push_back(t->name);
   ControlMetrics metrics(*registry, template_names);
@@ -149,8 +242,10 @@ absl::Status Run(int argc, char** argv) {
   controller_options.autoscaler.panic_window = absl::ToChronoSeconds(flags.autoscale_panic_window);
   controller_options.autoscaler.scale_to_zero_grace =
       absl::ToChronoSeconds(flags.scale_to_zero_grace);
-  Controller controller(controller_options, **store, **templates, builder, **deployer,
-                        common::SteadyClock::Get(), metrics);
+  controller_options.cluster_autoscaling =
+      flags.runtime == "kubernetes" && flags.kubernetes_autoscaling == "hpa";
+  Controller controller(controller_options, **store, **templates, *runtime->builder,
+                        *runtime->deployer, common::SteadyClock::Get(), metrics);
 
   // The state is loaded and the replicas adopted before the first call is accepted.
   if (auto status = controller.Start(); !status.ok()) return status;
@@ -174,7 +269,7 @@ absl::Status Run(int argc, char** argv) {
   common::LogInfo("eofaas-control serving grpc=", host, ":", (*server)->port(),
                   " metrics=", metrics_host, ":", (*metrics_server)->port(),
                   " data_dir=", data_dir.string(), " instance=", (*store)->InstanceId(),
-                  " sandbox=", SandboxModeName(sandbox_mode));
+                  " runtime=", flags.runtime);
 
   int signal = common::WaitForShutdownSignal();
   common::LogInfo("signal ", signal, ": shutting down");

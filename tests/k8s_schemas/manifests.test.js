@@ -80,11 +80,6 @@ function flags(mainFile) {
   return new Set([...text.matchAll(/\.Add\w+\(\s*"([a-z_]+)"/g)].map((m) => m[1]));
 }
 
-// Keys of the Kubernetes runtime, which its flags are to define (docs/kubernetes.md); until then
-// eofaas-control rejects them, as it rejects --runtime=kubernetes.
-const KUBERNETES_RUNTIME_KEYS = ['kubernetes_namespace', 'registry', 'registry_repository',
-  'registry_secret', 'registry_credentials', 'image_builder'];
-
 test('the configuration files use the binaries\' flags', () => {
   // Its name carries kustomize's hash of the content.
   const config = rendered.find(
@@ -96,10 +91,7 @@ test('the configuration files use the binaries\' flags', () => {
   const proxyFlags = flags('proxy/main.cc');
   assert.ok(controlFlags.has('data_dir') && proxyFlags.has('http_listen'), 'no flags found');
   assert.deepEqual(Object.keys(proxy).filter((k) => !proxyFlags.has(k)), []);
-  assert.deepEqual(
-    Object.keys(control).filter(
-      (k) => !controlFlags.has(k) && !KUBERNETES_RUNTIME_KEYS.includes(k)),
-    []);
+  assert.deepEqual(Object.keys(control).filter((k) => !controlFlags.has(k)), []);
   // The proxy finds the control plane's gRPC port through its Service.
   const service = find('Service', 'eofaas-control');
   const grpc = service.spec.ports.find((p) => p.name === 'grpc');
