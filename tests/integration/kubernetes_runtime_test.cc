@@ -3,7 +3,8 @@
 // kubelet of a build (the build pod, its log, the Job's conditions), the Deployment controller
 // and kubelet of a rollout (pods, the Deployment's status) and the EndpointSlice controller.
 // Through the control plane's own gRPC API it checks what a user sees: build phases and logs,
-// READY with the pods' addresses in WatchEndpoints, FAILED fast with the reason, and deletion.
+// READY with the pods' addresses in WatchEndpoints, FAILED fast with the reason, deletion, and
+// scaling: the autoscaler's decisions as the Deployment's replicas, or an HPA between the bounds.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -80,15 +81,22 @@ users:
 )"));
     dir_.Write("registry/username", "robot\n");
     dir_.Write("registry/password", std::string(kPassword) + "\n");
-    // A progress deadline of ten minutes: a failure reported within the test's waits is the
-    // pods' doing, not the deadline's.
-    auto plane = ControlPlane::Start(
-        {.data_dir = (dir_.path() / "data").string(),
-         .flags = {"--runtime=kubernetes", absl::StrCat("--kubeconfig=", kubeconfig),
-                   absl::StrCat("--kubernetes_namespace=", kNamespace),
-                   absl::StrCat("--registry=", kRegistry),
-                   absl::StrCat("--registry_credentials=", (dir_.path() / "registry").string()),
-                   "--progress_deadline=10m"}});
+    kubeconfig_ = kubeconfig;
+  }
+
+  // Starts eofaas-control on the fake cluster with `flags` added to the usual ones. A progress
+  // deadline of ten minutes: a failure reported within the test's waits is the pods' doing, not
+  // the deadline's.
+  void StartPlane(std::vector<std::string> flags = {}) {
+    std::vector<std::string> all = {
+        "--runtime=kubernetes",
+        absl::StrCat("--kubeconfig=", kubeconfig_),
+        absl::StrCat("--kubernetes_namespace=", kNamespace),
+        absl::StrCat("--registry=", kRegistry),
+        absl::StrCat("--registry_credentials=", (dir_.path() / "registry").string()),
+        "--progress_deadline=10m"};
+    all.insert(all.end(), flags.begin(), flags.end());
+    auto plane = ControlPlane::Start({.data_dir = (dir_.path() / "data").string(), .flags = all});
     ASSERT_TRUE(plane.ok()) << plane.status();
     plane_ = *std::move(plane);
   }
@@ -97,9 +105,12 @@ users:
     if (HasFailure() && plane_) std::cerr << "control plane log:\n" << plane_->Log();
   }
 
-  Function Create(const std::string& name) {
+  Function Create(const std::string& name, int min_replicas = 1, int max_replicas = 1) {
     CreateFunctionRequest request;
     *request.mutable_function() = ExampleFunction(name);
+    request.mutable_function()->mutable_scaling()->set_min_replicas(min_replicas);
+    request.mutable_function()->mutable_scaling()->set_max_replicas(max_replicas);
+    request.mutable_function()->mutable_scaling()->set_target_concurrency(1);
     CreateFunctionResponse response;
     grpc::Status status = plane_->provision().CreateFunction(Context().get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
@@ -241,14 +252,50 @@ users:
     return lines;
   }
 
+  // Waits (30 s at most) until the Deployment's spec.replicas is `replicas`.
+  bool WaitForReplicas(const std::string& deployment, int64_t replicas) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < give_up) {
+      std::optional<json::object> object = server_->Object(DeploymentPath(deployment));
+      if (object) {
+        const json::value* value = object->at("spec").as_object().if_contains("replicas");
+        if (value != nullptr && value->to_number<int64_t>() == replicas) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // Builds and rolls out `name`'s first generation with `replicas` ready pods; its deployment
+  // name.
+  std::string DeployReady(const Function& created, int replicas = 1) {
+    const std::string& name = created.name();
+    const std::string deployment =
+        common::DeploymentName(name, created.status().uid(), created.status().generation());
+    FinishBuild(control::k8s::RoleName(deployment, "build"), "#9 pushing layers done\n");
+    EXPECT_TRUE(WaitForObject(DeploymentPath(deployment)));
+    std::vector<std::pair<std::string, bool>> endpoints;
+    for (int i = 0; i < replicas; ++i) {
+      StorePod(name, deployment, absl::StrCat(deployment, "-5d8f-pod", i));
+      endpoints.emplace_back(absl::StrCat("10.1.0.", 10 + i), true);
+    }
+    CompleteRollout(deployment, replicas);
+    StoreSlice(deployment, endpoints);
+    absl::StatusOr<Function> ready = plane_->WaitReady(name);
+    EXPECT_TRUE(ready.ok()) << ready.status();
+    return deployment;
+  }
+
   static constexpr char kPassword[] = "s3cret-registry-password";
 
+  std::string kubeconfig_;
   TempDir dir_;
   std::unique_ptr<FakeApiServer> server_;
   std::unique_ptr<ControlPlane> plane_;
 };
 
 TEST_F(KubernetesRuntimeTest, CreateBuildsInAJobRollsOutAndPublishesTheReadyPods) {
+  ASSERT_NO_FATAL_FAILURE(StartPlane());
   const Function created = Create("ndvi");
   const std::string deployment =
       common::DeploymentName("ndvi", created.status().uid(), created.status().generation());
@@ -294,6 +341,7 @@ TEST_F(KubernetesRuntimeTest, CreateBuildsInAJobRollsOutAndPublishesTheReadyPods
 }
 
 TEST_F(KubernetesRuntimeTest, AnImageThatCannotBePulledFailsTheFunctionWithinSeconds) {
+  ASSERT_NO_FATAL_FAILURE(StartPlane());
   const Function created = Create("pull");
   const std::string deployment =
       common::DeploymentName("pull", created.status().uid(), created.status().generation());
@@ -313,6 +361,7 @@ TEST_F(KubernetesRuntimeTest, AnImageThatCannotBePulledFailsTheFunctionWithinSec
 }
 
 TEST_F(KubernetesRuntimeTest, AFailedBuildJobFailsTheBuildWithThePodsLog) {
+  ASSERT_NO_FATAL_FAILURE(StartPlane());
   const Function created = Create("broken");
   const std::string deployment =
       common::DeploymentName("broken", created.status().uid(), created.status().generation());
@@ -332,6 +381,51 @@ TEST_F(KubernetesRuntimeTest, AFailedBuildJobFailsTheBuildWithThePodsLog) {
                         "#7 ERROR: SyntaxError: invalid syntax (handler.py, line 3)") != log.end())
       << absl::StrJoin(log, "\n");
   EXPECT_FALSE(server_->Object(DeploymentPath(deployment)));
+}
+
+TEST_F(KubernetesRuntimeTest, TheAutoscalersDecisionsAreTheDeploymentsReplicas) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartPlane({"--autoscale_stable_window=3s", "--autoscale_panic_window=1s"}));
+  const std::string deployment = DeployReady(Create("busy", 1, 4));
+  ASSERT_FALSE(HasFailure());
+  EXPECT_TRUE(WaitForReplicas(deployment, 1));
+
+  // A proxy reports four calls in flight for a function with one replica of concurrency 1.
+  auto context = Context(absl::Seconds(60));
+  ReportLoadResponse response;
+  auto writer = plane_->endpoints().ReportLoad(context.get(), &response);
+  ReportLoadRequest report;
+  report.set_proxy("proxy-a");
+  FunctionLoad* load = report.add_functions();
+  load->set_function("busy");
+  load->set_in_flight(4);
+  ASSERT_TRUE(writer->Write(report));
+  EXPECT_TRUE(WaitForReplicas(deployment, 4))
+      << json::serialize(*server_->Object(DeploymentPath(deployment)));
+  // The load is gone: after the stable window the Deployment goes back to min_replicas.
+  report.clear_functions();
+  ASSERT_TRUE(writer->Write(report));
+  EXPECT_TRUE(WaitForReplicas(deployment, 1))
+      << json::serialize(*server_->Object(DeploymentPath(deployment)));
+  writer->WritesDone();
+  EXPECT_TRUE(writer->Finish().ok());
+  EXPECT_FALSE(server_->Object(absl::StrCat("/apis/autoscaling/v2/namespaces/", kNamespace,
+                                            "/horizontalpodautoscalers/", deployment)));
+}
+
+TEST_F(KubernetesRuntimeTest, WithHpaAutoscalingAnHpaScalesBetweenTheBounds) {
+  ASSERT_NO_FATAL_FAILURE(StartPlane({"--kubernetes_autoscaling=hpa"}));
+  const std::string deployment = DeployReady(Create("elastic", 2, 5), 2);
+  ASSERT_FALSE(HasFailure());
+  std::optional<json::object> hpa = WaitForObject(absl::StrCat(
+      "/apis/autoscaling/v2/namespaces/", kNamespace, "/horizontalpodautoscalers/", deployment));
+  ASSERT_TRUE(hpa);
+  const json::object& spec = hpa->at("spec").as_object();
+  EXPECT_EQ(spec.at("minReplicas").to_number<int64_t>(), 2);
+  EXPECT_EQ(spec.at("maxReplicas").to_number<int64_t>(), 5);
+  // The HPA sets the replicas: the applied Deployment leaves them out.
+  EXPECT_FALSE(
+      server_->Object(DeploymentPath(deployment))->at("spec").as_object().contains("replicas"));
 }
 
 }  // namespace
