@@ -69,20 +69,6 @@ class ControlPlaneTest : public ::testing::Test {
     return plane_->provision().DeleteFunction(Context().get(), request, &response);
   }
 
-  std::vector<std::string> BuildLog(const std::string& name, int64_t generation, bool follow) {
-    GetBuildLogRequest request;
-    request.set_name(name);
-    request.set_generation(generation);
-    request.set_follow(follow);
-    auto context = Context(absl::Seconds(30));
-    auto reader = plane_->provision().GetBuildLog(context.get(), request);
-    std::vector<std::string> lines;
-    GetBuildLogResponse line;
-    while (reader->Read(&line)) lines.push_back(line.line());
-    EXPECT_TRUE(reader->Finish().ok());
-    return lines;
-  }
-
   // The first message of WatchEndpoints: every function's endpoints.
   std::map<std::string, std::vector<Replica>> Endpoints() {
     auto context = Context();
@@ -247,7 +233,7 @@ TEST_F(ControlPlaneTest, SyntaxErrorFailsTheBuildWithTheCompilersLines) {
   EXPECT_EQ(failed->status().deploy_phase(), DEPLOY_PHASE_FAILED);
   EXPECT_TRUE(absl::StrContains(failed->status().message(), "SyntaxError"))
       << failed->status().message();
-  std::string log = absl::StrJoin(BuildLog("broken", 1, true), "\n");
+  std::string log = absl::StrJoin(plane_->BuildLog("broken", 1, true), "\n");
   EXPECT_TRUE(absl::StrContains(log, "SyntaxError")) << log;
   EXPECT_TRUE(absl::StrContains(log, "handler.py")) << log;
   EXPECT_TRUE(absl::StrContains(log, "build failed")) << log;
@@ -404,7 +390,7 @@ TEST_F(ControlPlaneTest, ListFunctionsPagesInNameOrder) {
 
 TEST_F(ControlPlaneTest, BuildLogOfTheCurrentGenerationAndUnknownGenerations) {
   ASSERT_TRUE(Create(ExampleFunction("logged")).ok());
-  std::string log = absl::StrJoin(BuildLog("logged", 0, true), "\n");
+  std::string log = absl::StrJoin(plane_->BuildLog("logged", 0, true), "\n");
   EXPECT_TRUE(absl::StrContains(log, "py_compile")) << log;
   EXPECT_TRUE(absl::StrContains(log, "build succeeded")) << log;
   GetBuildLogRequest request;
@@ -594,7 +580,7 @@ TEST_F(SlowBuildTest, ANewerGenerationCancelsTheRunningBuild) {
   EXPECT_TRUE(absl::StrContains(joined, "1:BUILD_PHASE_BUILDING 1:BUILD_PHASE_CANCELLED"))
       << joined;
   EXPECT_TRUE(absl::StrContains(joined, "2:BUILD_PHASE_SUCCEEDED")) << joined;
-  std::string log = absl::StrJoin(BuildLog("superseded", 1, false), "\n");
+  std::string log = absl::StrJoin(plane_->BuildLog("superseded", 1, false), "\n");
   EXPECT_TRUE(absl::StrContains(log, "superseded by generation 2")) << log;
   EXPECT_TRUE(absl::StrContains(Metrics(),
                                 R"(eofaas_builds_total{result="cancelled",template="python3"} 1)"));
@@ -613,7 +599,7 @@ TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
     absl::SleepFor(absl::Milliseconds(200));
     EXPECT_TRUE(Delete("short-lived").ok());
   });
-  std::vector<std::string> lines = BuildLog("short-lived", 1, true);
+  std::vector<std::string> lines = plane_->BuildLog("short-lived", 1, true);
   deleter.join();
   EXPECT_EQ(lines.back(), "function deleted") << absl::StrJoin(lines, "\n");
   // Nothing of the abandoned build is left for a new function of the same name.
@@ -626,7 +612,7 @@ TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
                               return f.status().build_phase() == BUILD_PHASE_BUILDING;
                             })
                   .ok());
-  std::vector<std::string> fresh = BuildLog("short-lived", 1, false);
+  std::vector<std::string> fresh = plane_->BuildLog("short-lived", 1, false);
   ASSERT_FALSE(fresh.empty());
   // The new build is still checking: a "checked" line could only be the abandoned build's.
   EXPECT_FALSE(absl::StrContains(absl::StrJoin(fresh, "\n"), "checked"))

@@ -239,19 +239,6 @@ users:
     return addresses;
   }
 
-  std::vector<std::string> BuildLog(const std::string& name, int64_t generation) {
-    GetBuildLogRequest request;
-    request.set_name(name);
-    request.set_generation(generation);
-    auto context = Context(absl::Seconds(30));
-    auto reader = plane_->provision().GetBuildLog(context.get(), request);
-    std::vector<std::string> lines;
-    GetBuildLogResponse line;
-    while (reader->Read(&line)) lines.push_back(line.line());
-    EXPECT_TRUE(reader->Finish().ok());
-    return lines;
-  }
-
   // Waits (30 s at most) until the Deployment's spec.replicas is `replicas`.
   bool WaitForReplicas(const std::string& deployment, int64_t replicas) {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -322,7 +309,7 @@ TEST_F(KubernetesRuntimeTest, CreateBuildsInAJobRollsOutAndPublishesTheReadyPods
   EXPECT_EQ(ready->status().deployment_name(), deployment);
   EXPECT_EQ(Addresses("ndvi"), std::vector<std::string>{"10.1.0.7:8080"});
 
-  const std::vector<std::string> log = BuildLog("ndvi", 1);
+  const std::vector<std::string> log = plane_->BuildLog("ndvi", 1);
   EXPECT_TRUE(std::find(log.begin(), log.end(), "#9 pushing layers done") != log.end())
       << absl::StrJoin(log, "\n");
   // The registry password went into the Secret only: never into the build log or a status.
@@ -376,7 +363,7 @@ TEST_F(KubernetesRuntimeTest, AFailedBuildJobFailsTheBuildWithThePodsLog) {
       << failed->status().message();
   EXPECT_TRUE(absl::StrContains(failed->status().message(), "SyntaxError"))
       << failed->status().message();
-  const std::vector<std::string> log = BuildLog("broken", 1);
+  const std::vector<std::string> log = plane_->BuildLog("broken", 1);
   EXPECT_TRUE(std::find(log.begin(), log.end(),
                         "#7 ERROR: SyntaxError: invalid syntax (handler.py, line 3)") != log.end())
       << absl::StrJoin(log, "\n");

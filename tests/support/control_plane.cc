@@ -1,5 +1,6 @@
 #include "tests/support/control_plane.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,6 +137,22 @@ absl::StatusOr<eofaas::v1::Function> ControlPlane::WaitFor(
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
+}
+
+std::vector<std::string> ControlPlane::BuildLog(const std::string& name, int64_t generation,
+                                                bool follow) {
+  eofaas::v1::GetBuildLogRequest request;
+  request.set_name(name);
+  request.set_generation(generation);
+  request.set_follow(follow);
+  auto context = Context(absl::Seconds(30));
+  auto reader = provision_->GetBuildLog(context.get(), request);
+  std::vector<std::string> lines;
+  eofaas::v1::GetBuildLogResponse line;
+  while (reader->Read(&line)) lines.push_back(line.line());
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return lines;
 }
 
 absl::Status ControlPlane::WaitGone(const std::string& name, absl::Duration timeout) {

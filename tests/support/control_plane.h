@@ -52,6 +52,10 @@ class ControlPlane {
       absl::Duration timeout = absl::Seconds(30));
   /// Polls GetFunction until it answers NOT_FOUND.
   absl::Status WaitGone(const std::string& name, absl::Duration timeout = absl::Seconds(30));
+  /// GetBuildLog's lines for `generation` (0: the latest), following a running build to its end
+  /// when `follow`. A failed call is a test failure.
+  std::vector<std::string> BuildLog(const std::string& name, int64_t generation = 0,
+                                    bool follow = false);
   /// WaitFor READY with ready_replicas >= `replicas` at `generation` (0: any).
   absl::StatusOr<eofaas::v1::Function> WaitReady(const std::string& name, int replicas = 1,
                                                  int64_t generation = 0);
