@@ -43,6 +43,7 @@ struct Flags {
   std::vector<std::string> data_root;
   int64_t threads = 2;
   int64_t queue_limit = 1024;
+  absl::Duration cursor_check_ttl = IngressOptions().cursor_check_ttl;
 };
 
 // The io_context the dispatcher runs on, with its threads.
@@ -92,6 +93,10 @@ absl::Status Run(int argc, char** argv) {
                  "invocations of one function that may wait for a replica; beyond it callers get "
                  "RESOURCE_EXHAUSTED (HTTP 429)",
                  &flags.queue_limit);
+  options.AddDuration("cursor_check_ttl",
+                      "how long a file:// cursor that passed its data-root check is taken again "
+                      "without a new one (0: check every time)",
+                      &flags.cursor_check_ttl);
   if (auto status = options.Parse(argc, argv); !status.ok()) return status;
   if (options.help_requested()) {
     std::cout << options.Usage();
@@ -107,6 +112,10 @@ absl::Status Run(int argc, char** argv) {
   if (flags.queue_limit < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("queue_limit: ", flags.queue_limit, " must be at least 1"));
+  }
+  if (flags.cursor_check_ttl < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cursor_check_ttl: ", absl::FormatDuration(flags.cursor_check_ttl), " is negative"));
   }
   std::vector<std::string> roots;
   for (const auto& root : flags.data_root) {
@@ -141,7 +150,8 @@ absl::Status Run(int argc, char** argv) {
   FileLister file_lister(*data_roots);
   HttpLister http_lister;
   IngressMetrics ingress_metrics(*registry);
-  Ingress ingress(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics);
+  Ingress ingress(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics,
+                  {.cursor_check_ttl = flags.cursor_check_ttl});
   InvokerService invoker(ingress.services());
 
   auto metrics_server = common::MetricsServer::Create(flags.metrics_listen, registry);

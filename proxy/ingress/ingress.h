@@ -9,6 +9,7 @@
 #include "common/worker_pool.h"
 #include "proxy/dispatch/dispatcher.h"
 #include "proxy/ingress/ingress_metrics.h"
+#include "proxy/plan/checked_files.h"
 #include "proxy/plan/data_roots.h"
 #include "proxy/plan/planner.h"
 
@@ -35,12 +36,16 @@ struct IngressOptions {
   /// fails with RESOURCE_EXHAUSTED. Cursors under local roots are checked on the calling thread.
   size_t cursor_check_threads = 2;
   size_t max_queued_cursor_checks = 4096;
+  /// How long a file:// path that passed its check is taken again without a new one
+  /// (CheckedFiles); zero checks every cursor.
+  absl::Duration cursor_check_ttl = absl::Seconds(1);
 };
 
 /// What the calls use; owned by an Ingress, which outlives every call.
 struct IngressServices {
   Dispatcher& dispatcher;
   const DataRoots& roots;
+  CheckedFiles& checked_files;
   const Listers& listers;
   common::WorkerPool& planners;
   common::WorkerPool& cursor_checks;
@@ -64,6 +69,7 @@ class Ingress {
   const DataRoots roots_;
   const Listers listers_;
   const IngressOptions options_;
+  CheckedFiles checked_files_;
   const IngressServices services_;
   // After services_, so that they are destroyed first: their destructors run the tasks still
   // queued, which use services_.

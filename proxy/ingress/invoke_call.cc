@@ -59,7 +59,9 @@ void Dispatch(std::unique_ptr<InvokeCall> call, std::string_view args_json) {
 
 // On a cursor-check worker: the check that may block, then the dispatch.
 void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
-  if (auto status = ValidateCursor(call->request.cursor(), call->services.roots); !status.ok()) {
+  if (auto status = ValidateCursor(call->request.cursor(), call->services.roots,
+                                   &call->services.checked_files);
+      !status.ok()) {
     return std::move(call->done)(std::move(status));
   }
   const std::string args_json = std::move(call->args_json);
@@ -97,11 +99,11 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
       .deadline =
           InvocationDeadline(caller_deadline, *NonNegativeDuration(request.timeout(), "timeout"),
                              services.options.default_timeout, arrival)});
-  // The check runs here, on the caller's thread, unless it may block. No verdict is cached: a
-  // cached "inside the roots" would outlive a symlink swapped to lead outside, and the check
-  // costs a few lstat calls (http and s3 objects are not contacted at all).
-  if (std::optional<absl::Status> checked =
-          ValidateCursorWithoutBlocking(request.cursor(), services.roots)) {
+  // The check runs here, on the caller's thread, unless it may block. A file that passed lately
+  // is not resolved again (CheckedFiles says why that is safe); http and s3 objects are not
+  // contacted at all.
+  if (std::optional<absl::Status> checked = ValidateCursorWithoutBlocking(
+          request.cursor(), services.roots, &services.checked_files)) {
     if (!checked->ok()) return std::move(call->done)(*std::move(checked));
     return Dispatch(std::move(call), *args_json);
   }

@@ -23,7 +23,7 @@ absl::Status NotNegative(absl::string_view field, absl::string_view name, int64_
 // ValidateCursor; with `would_block` set, a file path is resolved without blocking, and
 // *would_block is true when that was not possible.
 absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
-                      absl::string_view field, bool* would_block) {
+                      CheckedFiles* checked, absl::string_view field, bool* would_block) {
   if (cursor.uri().empty()) return Invalid(field, "uri", "required");
   for (auto [name, value] : {std::pair<absl::string_view, int64_t>{"offset", cursor.offset()},
                              {"part", cursor.part()},
@@ -53,6 +53,7 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
       if (absl::StrContains(cursor.uri(), '?')) {
         return Invalid(field, "uri", "a file URI has no query: percent-encode '?' as %3F");
       }
+      if (checked != nullptr && checked->Fresh(uri->path)) return absl::OkStatus();
       absl::StatusOr<ResolvedPath> resolved;
       if (would_block == nullptr) {
         resolved = roots.Resolve(uri->path, uri_field);
@@ -67,6 +68,7 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
         return Invalid(field, "uri",
                        absl::StrCat("\"", resolved->path, "\" is not a regular file"));
       }
+      if (checked != nullptr) checked->Passed(uri->path);
       return absl::OkStatus();
     }
     case UriScheme::kS3:
@@ -82,15 +84,16 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
 }  // namespace
 
 absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
-                            absl::string_view field) {
-  return Validate(cursor, roots, field, nullptr);
+                            CheckedFiles* checked, absl::string_view field) {
+  return Validate(cursor, roots, checked, field, nullptr);
 }
 
 std::optional<absl::Status> ValidateCursorWithoutBlocking(const eofaas::v1::DataCursor& cursor,
                                                           const DataRoots& roots,
+                                                          CheckedFiles* checked,
                                                           absl::string_view field) {
   bool would_block = false;
-  absl::Status status = Validate(cursor, roots, field, &would_block);
+  absl::Status status = Validate(cursor, roots, checked, field, &would_block);
   if (would_block) return std::nullopt;
   return status;
 }

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "eofaas/v1/cursor.pb.h"
+#include "proxy/plan/checked_files.h"
 #include "proxy/plan/data_roots.h"
 
 namespace eofaas::proxy {
@@ -18,15 +19,17 @@ namespace eofaas::proxy {
 /// path that is not a regular file. For file URIs the path is resolved inside `roots` (lstat and
 /// readlink only, never outside the roots): PERMISSION_DENIED when it leads outside every root,
 /// NOT_FOUND when it does not exist. http(s) and s3 objects are not contacted. The cursor is
-/// passed on unchanged when valid. Thread-safe.
+/// passed on unchanged when valid. With `checked`, a file path that passed lately is taken
+/// without resolving it again, and one that passes now is remembered. Thread-safe.
 absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
-                            absl::string_view field = "cursor");
+                            CheckedFiles* checked = nullptr, absl::string_view field = "cursor");
 
 /// ValidateCursor for a thread that must not wait (an event loop): nullopt when a file path leads
 /// onto a file system where lstat may wait for a server (DataRoots::ResolveWithoutBlocking);
 /// ValidateCursor on a worker thread then.
 std::optional<absl::Status> ValidateCursorWithoutBlocking(const eofaas::v1::DataCursor& cursor,
                                                           const DataRoots& roots,
+                                                          CheckedFiles* checked = nullptr,
                                                           absl::string_view field = "cursor");
 
 }  // namespace eofaas::proxy

@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -233,6 +234,34 @@ TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
   Answer too_large = big.Send("POST", invoke, std::string(2 << 20, ' '));
   EXPECT_EQ(too_large.status, 413);
   EXPECT_FALSE(too_large.keep_alive);
+}
+
+// A checked file is taken again without a new check for --cursor_check_ttl (1 s by default);
+// with 0 every cursor is checked, so a file swapped for a symlink leading outside is refused at
+// once. A negative time to live is refused at start.
+TEST_F(HttpIngressTest, CursorCheckTimeToLiveZeroChecksEveryCursor) {
+  auto refused = ProxyProcess::Start(
+      {"--endpoints=" + dir_.Write("none.yaml", "functions: {}\n"), "--cursor_check_ttl=-1s"},
+      dir_ / "refused.log");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "cursor_check_ttl: -1s is negative"))
+      << refused.status();
+
+  auto replica = StartLinecount();
+  ASSERT_NE(replica, nullptr);
+  const std::string scene = dir_.Write("data/scene.txt", "a\nb\n");
+  StartProxy({{"linecount", {replica->address() + ":4"}}},
+             {"--data_root=" + dir_ / "data", "--cursor_check_ttl=0"});
+  Connection connection(proxy_->http_address());
+  const std::string invoke = "/v1/functions/linecount:invoke";
+  Answer answer = connection.Send("POST", invoke, InvokeBody(scene));
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(answer.body, R"({"lines":2,"bytes":4,"part":0})");
+
+  std::filesystem::remove(scene);
+  std::filesystem::create_symlink("/etc/hostname", scene);
+  answer = connection.Send("POST", invoke, InvokeBody(scene));
+  EXPECT_EQ(answer.status, 403) << answer.body;
 }
 
 TEST_F(HttpIngressTest, PipelinedChunkedAndHttp10RequestsAreAnswered) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "proxy/plan/data_uri.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::proxy {
@@ -16,6 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using eofaas::v1::DataCursor;
+using std::chrono_literals::operator""s;
 using ::testing::HasSubstr;
 
 class CursorValidationTest : public ::testing::Test {
@@ -118,7 +120,7 @@ TEST_F(CursorValidationTest, RangeRules) {
 
 TEST_F(CursorValidationTest, FieldPrefixIsTheCallers) {
   DataCursor cursor = Cursor("gopher://x");
-  absl::Status status = ValidateCursor(cursor, *roots_, "items[3].cursor");
+  absl::Status status = ValidateCursor(cursor, *roots_, nullptr, "items[3].cursor");
   EXPECT_THAT(std::string(status.message()), HasSubstr("items[3].cursor.uri: "));
 }
 
@@ -144,6 +146,39 @@ TEST_F(CursorValidationTest, WithoutBlockingAgreesOnLocalFileSystems) {
   EXPECT_TRUE(ValidateCursorWithoutBlocking(Cursor("s3://eo-bucket/a"), *remote)->ok());
   EXPECT_EQ(ValidateCursorWithoutBlocking(Cursor(""), *remote)->code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// With CheckedFiles a passed file is not resolved again for the time to live, so a change on
+// disk shows only after it; failures are resolved again every time, and the rules that do not
+// touch the disk always hold.
+TEST_F(CursorValidationTest, CheckedFilesKeepPassedVerdictsForTheirTimeToLive) {
+  fakes::FakeClock clock;
+  CheckedFiles checked(clock, absl::Seconds(1));
+  const std::string data = root_ + "/data.txt";
+  ASSERT_TRUE(ValidateCursor(Cursor(FileUri(data)), *roots_, &checked).ok());
+
+  // Swapped for a symlink that leads outside: still taken until the verdict expires.
+  fs::remove(data);
+  fs::create_symlink(fs::path(root_).parent_path() / "outside.txt", data);
+  EXPECT_TRUE(ValidateCursor(Cursor(FileUri(data)), *roots_, &checked).ok());
+  EXPECT_EQ(ValidateCursor(Cursor(FileUri(data)), *roots_).code(),
+            absl::StatusCode::kPermissionDenied);
+  DataCursor negative = Cursor(FileUri(data));
+  negative.set_offset(-1);
+  EXPECT_EQ(ValidateCursor(negative, *roots_, &checked).code(), absl::StatusCode::kInvalidArgument);
+  clock.Advance(1s);
+  EXPECT_EQ(ValidateCursor(Cursor(FileUri(data)), *roots_, &checked).code(),
+            absl::StatusCode::kPermissionDenied);
+
+  // A failure is not kept: the file is taken as soon as it exists.
+  const std::string later = root_ + "/later.txt";
+  EXPECT_EQ(ValidateCursor(Cursor(FileUri(later)), *roots_, &checked).code(),
+            absl::StatusCode::kNotFound);
+  temp_.Write("root/later.txt", "now");
+  EXPECT_TRUE(ValidateCursorWithoutBlocking(Cursor(FileUri(later)), *roots_, &checked)->ok());
+  fs::remove(later);
+  EXPECT_TRUE(ValidateCursor(Cursor(FileUri(later)), *roots_, &checked).ok());
+  EXPECT_FALSE(ValidateCursor(Cursor(FileUri(later)), *roots_).ok());
 }
 
 }  // namespace
