@@ -53,9 +53,9 @@ struct IngressServices {
   const IngressOptions& options;
 };
 
-/// Owns the data roots, the listers' table, the options and the worker pools behind
-/// IngressServices. `dispatcher`, the listers and `metrics` must outlive it, and it must outlive
-/// both fronts. The destructor waits for queued cursor checks and plans.
+/// Owns the data roots with their checked files, the listers' table, the options and the worker
+/// pools behind IngressServices. `dispatcher`, the listers and `metrics` must outlive it, and it
+/// must outlive both fronts. The destructor waits for queued cursor checks and plans.
 class Ingress {
  public:
   /// `roots` hold Invoke's file:// cursors; `listers` list Map inputs (the file lister should
