@@ -293,7 +293,8 @@ TEST_F(KubernetesRuntimeTest, CreateBuildsInAJobRollsOutAndPublishesTheReadyPods
   ASSERT_TRUE(applied);
   const std::string image = json::serialize(*applied);
   EXPECT_TRUE(absl::StrContains(image, absl::StrCat(kRegistry, "/eofaas/ndvi:sha256-")));
-  EXPECT_TRUE(server_->Object(ServicePath(deployment)));
+  // The Service is applied after the Deployment, in the same task.
+  EXPECT_TRUE(WaitForObject(ServicePath(deployment)));
   EXPECT_TRUE(
       server_->Object(absl::StrCat("/api/v1/namespaces/", kNamespace, "/secrets/eofaas-registry")));
   // The build is over: its Job and context ConfigMap are gone, its log is kept.
