@@ -9,8 +9,9 @@
 # - direct:      wrk POSTs a replica envelope to one replica's /invoke (wrk -t1 has one target);
 #                the ceiling of what a single replica answers, not a proxy;
 # - eofaas-proxy POST /v1/functions/echo:invoke {"cursor": {...}, "args": {}} on its HTTP ingress
-#                (`--threads 1`), which checks the file:// cursor and sends its own envelope to a
-#                replica;
+#                (`--threads 1`), which checks the file:// cursor (its path against the data
+#                roots once per --cursor_check_ttl, 1 s by default) and sends its own envelope to
+#                a replica;
 # - nginx, haproxy: the same request on the same path, rewritten to /invoke and forwarded with
 #                its body as it is to the replicas (round robin), over keep-alive HTTP/1.1
 #                upstream connections; one worker process (nginx), one thread (haproxy).
