@@ -44,11 +44,15 @@ const JSON_TYPE = 'application/json';
 
 /**
  * Counts invocations in flight and refuses new ones when full, starting or draining.
+ * An invocation holds its slot until its answer is ready, and counts as unfinished until the
+ * answer is written: the proxy sends the next invocation as soon as it has read this answer,
+ * which may be before the write is reported here. Drain waits for the unfinished ones.
  * `ready` flips once after the handler is loaded; `drain` flips draining for good.
  */
 class Admission {
-  #inflight = 0;
-  #idle = null; // resolves the pending drain() once nothing is in flight
+  #inflight = 0; // holding a slot
+  #unfinished = 0;
+  #idle = null; // resolves the pending drain() once nothing is unfinished
 
   constructor(limit) {
     this.limit = limit;
@@ -68,18 +72,25 @@ class Admission {
       return { status: 429, reason: `${this.limit} invocations in flight` };
     }
     this.#inflight++;
+    this.#unfinished++;
     return null;
   }
 
-  leave() {
+  /** The answer of an entered invocation is ready: its slot may serve the next one. */
+  releaseSlot() {
     this.#inflight--;
-    if (this.#inflight === 0 && this.#idle !== null) this.#idle(true);
+  }
+
+  /** The answer of an entered invocation is written (its slot released before). */
+  leave() {
+    this.#unfinished--;
+    if (this.#unfinished === 0 && this.#idle !== null) this.#idle(true);
   }
 
   /** Refuses new work; resolves once in-flight work is done, or to false at the timeout. */
   drain(timeoutMs) {
     this.draining = true;
-    if (this.#inflight === 0) return Promise.resolve(true);
+    if (this.#unfinished === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       this.#idle = resolve;
       setTimeout(resolve, timeoutMs, false);
@@ -155,11 +166,15 @@ class Front {
       const type = refusal.status === 429 ? 'ResourceExhausted' : 'Unavailable';
       return this.sendError(res, refusal.status, type, refusal.reason);
     }
+    let holdingSlot = true;
     try {
       const answer = await this.run(body, arrivedNs);
+      this.admission.releaseSlot(); // the answer is ready
+      holdingSlot = false;
       if (answer.status === undefined) return res.destroy();
       await this.send(res, answer.status, answer.body, answer.headers);
     } finally {
+      if (holdingSlot) this.admission.releaseSlot();
       this.admission.leave(); // after the response is written, so drain waits for it
     }
   }

@@ -52,6 +52,9 @@ def format_exception():
 class Admission:
     """Counts invocations in flight and refuses new ones when full, starting or draining.
 
+    An invocation holds its slot until its answer is ready, and counts as unfinished until the
+    answer is written: the proxy sends the next invocation as soon as it has read this answer,
+    which may be before this thread runs again. Drain waits for the unfinished ones.
     Thread-safe. `ready` flips once after the handler is imported; `drain` flips draining for good.
     """
 
@@ -59,7 +62,8 @@ class Admission:
         self.limit = limit
         self.ready = False
         self.draining = False
-        self._inflight = 0
+        self._inflight = 0  # holding a slot
+        self._unfinished = 0
         self._idle = threading.Condition()
 
     def healthy(self):
@@ -75,19 +79,26 @@ class Admission:
             if self._inflight >= self.limit:
                 return 429, f"{self.limit} invocations in flight"
             self._inflight += 1
+            self._unfinished += 1
             return None
 
-    def leave(self):
+    def release_slot(self):
+        """The answer of an entered invocation is ready: its slot may serve the next one."""
         with self._idle:
             self._inflight -= 1
-            if self._inflight == 0:
+
+    def leave(self):
+        """The answer of an entered invocation is written (its slot released before)."""
+        with self._idle:
+            self._unfinished -= 1
+            if self._unfinished == 0:
                 self._idle.notify_all()
 
     def drain(self, timeout_s):
         """Refuses new work and waits for in-flight work; False if the timeout cut it short."""
         with self._idle:
             self.draining = True
-            return self._idle.wait_for(lambda: self._inflight == 0, timeout_s)
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout_s)
 
 
 class BadRequest(Exception):
@@ -253,6 +264,7 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
             status, reason = refusal
             kind = "ResourceExhausted" if status == 429 else "Unavailable"
             return self._send_error(status, kind, reason)
+        self._holding_slot = True
         try:
             try:
                 invocation = Invocation(body)
@@ -261,7 +273,13 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
                                         field=error.field)
             self._run(invocation, arrived)
         finally:
+            self._release_slot()  # when no answer was sent
             admission.leave()  # after the response is written, so drain waits for it
+
+    def _release_slot(self):
+        if getattr(self, "_holding_slot", False):
+            self._holding_slot = False
+            self.server.admission.release_slot()
 
     def _run(self, invocation, arrived):
         # Per-operation network timeout for the reader: the caller's budget if it gave one.
@@ -290,6 +308,7 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
         return self._send(status, body, "application/json", headers=headers)
 
     def _send(self, status, body, content_type, headers=None):
+        self._release_slot()  # the answer is ready
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
