@@ -38,7 +38,7 @@ int Run(int total, int in_flight) {
                                 });
   };
   std::promise<clockid_t> thread_clock;
-  boost::asio::post(harness.io(), [&] {
+  boost::asio::post(harness.loop(), [&] {
     clockid_t id;
     pthread_getcpuclockid(pthread_self(), &id);
     thread_clock.set_value(id);

@@ -3,8 +3,6 @@
 // until SIGTERM or SIGINT, then drains both.
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -24,6 +22,7 @@
 #include "proxy/discovery/endpoint_sink.h"
 #include "proxy/discovery/load_reporter.h"
 #include "proxy/discovery/static_endpoints.h"
+#include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/http_dispatcher.h"
 #include "proxy/ingress/http_ingress.h"
 #include "proxy/ingress/ingress.h"
@@ -44,25 +43,6 @@ struct Flags {
   int64_t threads = 2;
   int64_t queue_limit = 1024;
   absl::Duration cursor_check_ttl = IngressOptions().cursor_check_ttl;
-};
-
-// The io_context the dispatcher runs on, with its threads.
-class IoThreads {
- public:
-  explicit IoThreads(int threads) : work_(io_.get_executor()) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
-  }
-  ~IoThreads() {
-    work_.reset();
-    io_.stop();
-    for (auto& thread : threads_) thread.join();
-  }
-  boost::asio::io_context& io() { return io_; }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  std::vector<std::thread> threads_;
 };
 
 std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
@@ -88,7 +68,8 @@ absl::Status Run(int argc, char** argv) {
                     &flags.endpoints);
   options.AddStringList("data_root", "directory file:// cursors and Map inputs may name",
                         &flags.data_root);
-  options.AddInt("threads", "event-loop threads (dispatch and HTTP ingress)", &flags.threads);
+  options.AddInt("threads", "event loops, one thread each (dispatch and HTTP ingress)",
+                 &flags.threads);
   options.AddInt("queue_limit",
                  "invocations of one function that may wait for a replica; beyond it callers get "
                  "RESOURCE_EXHAUSTED (HTTP 429)",
@@ -134,11 +115,10 @@ absl::Status Run(int argc, char** argv) {
   }
 
   auto registry = std::make_shared<prometheus::Registry>();
-  IoThreads io_threads(static_cast<int>(flags.threads));
-  std::shared_ptr<HttpDispatcher> dispatcher =
-      HttpDispatcher::Create(io_threads.io().get_executor(), common::SteadyClock::Get(),
-                             {.queue_limit = static_cast<size_t>(flags.queue_limit)},
-                             std::make_shared<DispatchMetrics>(registry));
+  EventLoops loops(static_cast<int>(flags.threads));
+  std::shared_ptr<HttpDispatcher> dispatcher = HttpDispatcher::Create(
+      loops, common::SteadyClock::Get(), {.queue_limit = static_cast<size_t>(flags.queue_limit)},
+      std::make_shared<DispatchMetrics>(registry));
   // With a control plane, the autoscaler hears of this proxy's load, and of cold calls at once.
   std::unique_ptr<LoadReporter> reporter;
   if (!static_endpoints) {
@@ -161,7 +141,7 @@ absl::Status Run(int argc, char** argv) {
   server_config.registry = registry;
   auto server = common::GrpcServer::Start(server_config, {{&invoker, "eofaas.v1.Invoker"}});
   if (!server.ok()) return server.status();
-  auto http = HttpIngress::Start(io_threads.io(), ingress.services(),
+  auto http = HttpIngress::Start(loops, ingress.services(),
                                  HttpIngressOptions{.listen = flags.http_listen});
   if (!http.ok()) {
     (*server)->Shutdown();

@@ -41,18 +41,18 @@ HttpDispatcher::Call::Call(std::shared_ptr<HttpDispatcher> dispatcher,
       function_(std::move(function)),
       invocation_(std::move(invocation)),
       done_(std::move(done)),
-      strand_(dispatcher_->NextStrand()),
+      loop_index_(dispatcher_->loops_.Current()),
+      loop_(dispatcher_->loops_.at(loop_index_)),
       started_(SteadyClock::now()) {
   invocation_.max_attempts = std::max(invocation_.max_attempts, 1);
 }
 
 void HttpDispatcher::Call::Start(std::shared_ptr<Call> call) {
-  auto strand = call->strand_;
+  const LoopExecutor loop = call->loop_;
   // Posted: co_spawn alone may run the coroutine inline, and `done` never runs inside Invoke.
-  asio::post(strand, [call = std::move(call)]() mutable {
-    auto strand = call->strand_;
+  asio::post(loop, [call = std::move(call)]() mutable {
     Call* raw = call.get();
-    asio::co_spawn(strand, raw->Run(), [call = std::move(call)](std::exception_ptr error) {
+    asio::co_spawn(raw->loop_, raw->Run(), [call = std::move(call)](std::exception_ptr error) {
       // Nothing on this path throws by design; should something (bad_alloc) escape anyway,
       // the caller still hears back.
       if (error && call->done_) {
@@ -71,7 +71,7 @@ HttpDispatcher::Call::~Call() {
 void HttpDispatcher::Call::Cancel() {
   auto self = weak_from_this().lock();
   if (self == nullptr) return;  // being destroyed: nothing left to cancel
-  asio::post(strand_, [self = std::move(self)] {
+  asio::post(loop_, [self = std::move(self)] {
     if (self->cancelled_) return;
     self->cancelled_ = absl::CancelledError("cancelled by the caller");
     self->CancelTimer();
@@ -80,15 +80,15 @@ void HttpDispatcher::Call::Cancel() {
 }
 
 void HttpDispatcher::Call::Wake() {
-  asio::post(strand_, [self = shared_from_this()] { self->CancelTimer(); });
+  asio::post(loop_, [self = shared_from_this()] { self->CancelTimer(); });
 }
 
-asio::awaitable<void> HttpDispatcher::Call::Run() {
+HttpDispatcher::Call::Task<void> HttpDispatcher::Call::Run() {
   // The coroutine keeps its call alive: co_spawn's handler holds it until the end.
   Finish(co_await Execute());
 }
 
-asio::awaitable<InvokeOutcome> HttpDispatcher::Call::Execute() {
+HttpDispatcher::Call::Task<InvokeOutcome> HttpDispatcher::Call::Execute() {
   if (invocation_.group) {
     if (!invocation_.group->Add(this)) co_return Failure(absl::CancelledError("cancelled"));
     registered_ = true;
@@ -189,7 +189,7 @@ HttpDispatcher::Call::ReplicaPtr HttpDispatcher::Call::LeaveQueue(absl::Status& 
   return std::move(granted_);
 }
 
-asio::awaitable<absl::StatusOr<HttpDispatcher::Call::ReplicaPtr>>
+HttpDispatcher::Call::Task<absl::StatusOr<HttpDispatcher::Call::ReplicaPtr>>
 HttpDispatcher::Call::AcquireReplica() {
   ReplicaPtr replica;
   absl::Status refusal;
@@ -205,8 +205,8 @@ HttpDispatcher::Call::AcquireReplica() {
   // Wait for a grant, a drop, a cancellation or the deadline. Wake-ups can be spurious (a grant's
   // wake may land after the call moved on), so the state decides, not the timer.
   for (;;) {
-    Timer().expires_at(invocation_.deadline);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    timer().expires_at(invocation_.deadline);
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
     bool leave = cancelled_.has_value() || SteadyClock::now() >= invocation_.deadline;
     if (!leave) {
       std::lock_guard lock(function_->mu);
@@ -226,7 +226,7 @@ HttpDispatcher::Call::AcquireReplica() {
       absl::StrCat("deadline exceeded waiting for a free replica of function ", function_->name));
 }
 
-asio::awaitable<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attempt(
+HttpDispatcher::Call::Task<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attempt(
     const Balancer::Replica& replica) {
   const std::string& address = replica.info.address;
   std::shared_ptr<ConnectionPool> pool = dispatcher_->Pool(address, replica_concurrency_);
@@ -243,15 +243,14 @@ asio::awaitable<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attem
     }
     const auto now = SteadyClock::now();
     if (now >= invocation_.deadline) co_return deadline_exceeded();
-    connection_ = pool->TakeIdle();
+    connection_ = pool->TakeIdle(loop_index_);
     const bool reused = connection_ != nullptr;
     if (!reused) {
       auto [resolve_error, endpoint] = co_await pool->Endpoint();
       if (cancelled_) continue;  // reported at the top of the loop
       if (resolve_error) co_return AttemptResult{ConnectFailure(resolve_error, address)};
-      connection_ =
-          std::make_shared<TcpConnection>(asio::ip::tcp::socket(dispatcher_->executor_), address,
-                                          dispatcher_->options_.http, dispatcher_->deadlines_);
+      connection_ = std::make_shared<TcpConnection>(
+          TcpSocket(loop_), address, dispatcher_->options_.http, dispatcher_->deadlines_);
       const auto connect_deadline =
           std::min(invocation_.deadline, now + dispatcher_->options_.connect_timeout);
       const auto error = co_await connection_->Connect(endpoint, connect_deadline);
@@ -273,25 +272,25 @@ asio::awaitable<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attem
     if (reused && !response.response_started && response.error == HttpError::kClosed) {
       continue;  // a keep-alive connection the replica had closed: not an attempt
     }
-    pool->Return(std::move(connection));
+    pool->Return(loop_index_, std::move(connection));
     AttemptOutcome outcome = ClassifyAttempt(response, address);
     if (response.error == HttpError::kAborted && cancelled_) outcome.status = *cancelled_;
     co_return AttemptResult{std::move(outcome), std::move(response)};
   }
 }
 
-asio::awaitable<bool> HttpDispatcher::Call::Backoff() {
+HttpDispatcher::Call::Task<bool> HttpDispatcher::Call::Backoff() {
   const auto delay = RetryBackoff(dispatcher_->options_.backoff, attempts_, ThreadRandom());
   const auto until = std::min(SteadyClock::now() + delay, invocation_.deadline);
   while (!cancelled_ && SteadyClock::now() < until) {
-    Timer().expires_at(until);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    timer().expires_at(until);
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
   }
   co_return !cancelled_ && SteadyClock::now() < invocation_.deadline;
 }
 
-asio::steady_timer& HttpDispatcher::Call::Timer() {
-  if (!timer_) timer_.emplace(strand_);
+HttpDispatcher::Call::Timer& HttpDispatcher::Call::timer() {
+  if (!timer_) timer_.emplace(loop_);
   return *timer_;
 }
 

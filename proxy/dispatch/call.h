@@ -1,10 +1,9 @@
 // Internal to HttpDispatcher: the state of one function, and one invocation in progress (a
-// coroutine on its own strand that picks replicas, queues, sends attempts and retries).
+// coroutine on an event loop that picks replicas, queues, sends attempts and retries).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -43,7 +42,7 @@ struct HttpDispatcher::FunctionState {
   bool removed = false;
 };
 
-/// One invocation. Everything but the queue hand-off runs on `strand_`; the hand-off fields are
+/// One invocation. Everything but the queue hand-off runs on `loop_`; the hand-off fields are
 /// guarded by the function's mutex.
 class HttpDispatcher::Call final : public Cancellable, public std::enable_shared_from_this<Call> {
  public:
@@ -51,10 +50,10 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
        Invocation invocation, InvokeCallback done);
   ~Call() override;
 
-  /// Runs the invocation to completion, starting on its strand (never inline).
+  /// Runs the invocation to completion, starting on its loop (never inline).
   static void Start(std::shared_ptr<Call> call);
 
-  /// From the CallGroup: completes the call with CANCELLED as soon as its strand runs.
+  /// From the CallGroup: completes the call with CANCELLED as soon as its loop runs it.
   void Cancel() override;
 
   /// Wakes the call from a queue wait (any thread; after the function's lock is released).
@@ -64,19 +63,23 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   friend struct FunctionState;
   using ReplicaPtr = Balancer::ReplicaPtr;
   using TimePoint = std::chrono::steady_clock::time_point;
+  template <typename T>
+  using Task = boost::asio::awaitable<T, LoopExecutor>;
+  using Timer = boost::asio::basic_waitable_timer<
+      std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
   enum class Admission { kPicked, kQueued, kRefused };
   struct AttemptResult {
     AttemptOutcome outcome;
     HttpResult response;
   };
 
-  boost::asio::awaitable<void> Run();
-  boost::asio::awaitable<InvokeOutcome> Execute();
+  Task<void> Run();
+  Task<InvokeOutcome> Execute();
   /// A replica slot, after a queue wait when every replica is busy.
-  boost::asio::awaitable<absl::StatusOr<ReplicaPtr>> AcquireReplica();
-  boost::asio::awaitable<AttemptResult> Attempt(const Balancer::Replica& replica);
+  Task<absl::StatusOr<ReplicaPtr>> AcquireReplica();
+  Task<AttemptResult> Attempt(const Balancer::Replica& replica);
   /// Waits before the next attempt; false when the call was cancelled or the deadline passed.
-  boost::asio::awaitable<bool> Backoff();
+  Task<bool> Backoff();
 
   Admission Admit(ReplicaPtr& replica, absl::Status& refusal);
   ReplicaPtr LeaveQueue(absl::Status& dropped);
@@ -84,7 +87,7 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   bool TakeRetryBudget();
   void Finish(InvokeOutcome outcome);
   /// The timer of queue waits and backoff, made on first use: most calls never wait.
-  boost::asio::steady_timer& Timer();
+  Timer& timer();
   void CancelTimer() {
     if (timer_) timer_->cancel();
   }
@@ -93,13 +96,14 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   const std::shared_ptr<FunctionState> function_;
   Invocation invocation_;
   InvokeCallback done_;
-  boost::asio::strand<Executor> strand_;
-  std::optional<boost::asio::steady_timer> timer_;  // see Timer()
+  const size_t loop_index_;  // in the dispatcher's loops
+  const LoopExecutor loop_;
+  std::optional<Timer> timer_;  // see timer()
   const TimePoint started_;
   // Queued for a function scaled to zero that had no replica.
   bool cold_ = false;
 
-  // Strand state.
+  // Loop state.
   int attempts_ = 0;
   bool registered_ = false;                    // in invocation_.group
   std::optional<absl::Status> cancelled_;      // why the call was cancelled

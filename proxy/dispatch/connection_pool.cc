@@ -26,8 +26,8 @@ std::pair<std::string, std::string> SplitHostPort(const std::string& address) {
 
 }  // namespace
 
-ConnectionPool::ConnectionPool(std::string address, size_t max_idle)
-    : address_(std::move(address)), max_idle_(std::max<size_t>(max_idle, 1)) {
+ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loops)
+    : address_(std::move(address)), max_idle_(std::max<size_t>(max_idle, 1)), idle_(loops) {
   auto [host, port_text] = SplitHostPort(address_);
   boost::system::error_code error;
   auto ip = asio::ip::make_address(host, error);
@@ -39,16 +39,17 @@ ConnectionPool::ConnectionPool(std::string address, size_t max_idle)
 
 ConnectionPool::~ConnectionPool() { Close(); }
 
-std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle() {
+std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop) {
   // A connection used a moment ago is not checked: the peer has just answered on it, the check
   // costs a system call, and the dispatcher sends a request that fails before any response byte
   // again on a fresh connection anyway. Idle-timeout closes happen to connections idle for long.
   constexpr auto kCheckAfter = std::chrono::milliseconds(50);
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
-  while (!idle_.empty()) {
-    std::shared_ptr<TcpConnection> connection = std::move(idle_.back());
-    idle_.pop_back();
+  std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];
+  while (!idle.empty()) {
+    std::shared_ptr<TcpConnection> connection = std::move(idle.back());
+    idle.pop_back();
     if (now - connection->last_used() < kCheckAfter || !IdleSocketUnusable(connection->stream())) {
       return connection;
     }
@@ -57,11 +58,11 @@ std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle() {
   return nullptr;
 }
 
-void ConnectionPool::Return(std::shared_ptr<TcpConnection> connection) {
+void ConnectionPool::Return(size_t loop, std::shared_ptr<TcpConnection> connection) {
   {
     std::lock_guard lock(mu_);
-    if (connection->reusable() && !closed_ && idle_.size() < max_idle()) {
-      idle_.push_back(std::move(connection));
+    if (connection->reusable() && !closed_ && idle_[loop].size() < max_idle()) {
+      idle_[loop].push_back(std::move(connection));
       return;
     }
   }
@@ -69,24 +70,27 @@ void ConnectionPool::Return(std::shared_ptr<TcpConnection> connection) {
 }
 
 void ConnectionPool::Close() {
-  std::vector<std::shared_ptr<TcpConnection>> idle;
+  std::vector<std::vector<std::shared_ptr<TcpConnection>>> idle;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
-    idle.swap(idle_);
+    for (auto& loop : idle_) idle.push_back(std::move(loop));
   }
-  for (auto& connection : idle) connection->Abort();
+  for (auto& loop : idle) {
+    for (auto& connection : loop) connection->Abort();
+  }
 }
 
-asio::awaitable<std::pair<boost::system::error_code, tcp::endpoint>> ConnectionPool::Endpoint() {
+asio::awaitable<std::pair<boost::system::error_code, tcp::endpoint>, LoopExecutor>
+ConnectionPool::Endpoint() {
   {
     std::lock_guard lock(mu_);
     if (endpoint_) co_return std::pair{boost::system::error_code(), *endpoint_};
   }
   auto [host, port] = SplitHostPort(address_);
-  tcp::resolver resolver(co_await asio::this_coro::executor);
-  auto [error, results] =
-      co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
+  asio::ip::basic_resolver<tcp, LoopExecutor> resolver(co_await asio::this_coro::executor);
+  auto [error, results] = co_await resolver.async_resolve(
+      host, port, asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
   if (error) co_return std::pair{error, tcp::endpoint()};
   if (results.empty()) co_return std::pair{asio::error::host_not_found, tcp::endpoint()};
   tcp::endpoint endpoint = results.begin()->endpoint();
@@ -95,7 +99,7 @@ asio::awaitable<std::pair<boost::system::error_code, tcp::endpoint>> ConnectionP
   co_return std::pair{boost::system::error_code(), endpoint};
 }
 
-bool IdleSocketUnusable(tcp::socket& socket) {
+bool IdleSocketUnusable(TcpSocket& socket) {
   if (!socket.is_open()) return true;
   char byte;
   const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -11,21 +11,25 @@
 #include <string>
 #include <vector>
 
+#include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/http_client_connection.h"
 
 namespace eofaas::proxy {
 
-using TcpConnection = HttpClientConnection<boost::asio::ip::tcp::socket>;
+using TcpSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, LoopExecutor>;
+using TcpConnection = HttpClientConnection<TcpSocket>;
 
-/// Thread-safe. Idle connections are handed out most recently used first (the warmest, and the
-/// least likely to have been closed by the peer). The dispatcher bounds the idle connections by
-/// the replica's concurrency: no more can be in use at once, and with fewer a busy replica's
-/// connections would be closed and opened again all along.
+/// Thread-safe. A connection belongs to the event loop that opened it and is only handed out to
+/// calls on that loop, so its I/O never crosses threads. Idle connections are handed out most
+/// recently used first (the warmest, and the least likely to have been closed by the peer). The
+/// dispatcher bounds the idle connections of each loop by the replica's concurrency: no more can
+/// be in use at once, and with fewer a busy replica's connections would be closed and opened
+/// again all along.
 class ConnectionPool {
  public:
   /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` idle connections are
-  /// kept (values below 1 count as 1).
-  ConnectionPool(std::string address, size_t max_idle);
+  /// kept per loop (values below 1 count as 1), for loops 0 to `loops` - 1.
+  ConnectionPool(std::string address, size_t max_idle, size_t loops);
   ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -39,33 +43,34 @@ class ConnectionPool {
     max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
   }
 
-  /// An idle connection, or null. Connections idle for a while are checked first, and dropped
-  /// here when the peer has closed them.
-  std::shared_ptr<TcpConnection> TakeIdle();
+  /// An idle connection of `loop`, or null. Connections idle for a while are checked first, and
+  /// dropped here when the peer has closed them.
+  std::shared_ptr<TcpConnection> TakeIdle(size_t loop);
 
-  /// Keeps `connection` for a later request when it is reusable, the pool is open and below its
-  /// bound; closes it otherwise.
-  void Return(std::shared_ptr<TcpConnection> connection);
+  /// Keeps `connection`, opened on `loop`, for a later request when it is reusable, the pool is
+  /// open and below its bound; closes it otherwise.
+  void Return(size_t loop, std::shared_ptr<TcpConnection> connection);
 
   /// Closes the idle connections; later Returns close theirs too.
   void Close();
 
   /// The replica's TCP endpoint: parsed from an IP address, or resolved once from a host name
   /// (the resolver runs on the executor's thread pool; discovery normally gives IP addresses).
-  boost::asio::awaitable<std::pair<boost::system::error_code, boost::asio::ip::tcp::endpoint>>
+  boost::asio::awaitable<std::pair<boost::system::error_code, boost::asio::ip::tcp::endpoint>,
+                         LoopExecutor>
   Endpoint();
 
  private:
   const std::string address_;
   std::atomic<size_t> max_idle_;
-  std::mutex mu_;  // guards the members below
-  std::vector<std::shared_ptr<TcpConnection>> idle_;
+  std::mutex mu_;                                                  // guards the members below
+  std::vector<std::vector<std::shared_ptr<TcpConnection>>> idle_;  // per loop
   std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
   bool closed_ = false;
 };
 
 /// True when the peer of an idle socket has closed it (or sent bytes nobody asked for): such a
 /// connection must not carry a request. One non-blocking recv with MSG_PEEK.
-bool IdleSocketUnusable(boost::asio::ip::tcp::socket& socket);
+bool IdleSocketUnusable(TcpSocket& socket);
 
 }  // namespace eofaas::proxy

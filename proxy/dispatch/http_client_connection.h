@@ -4,12 +4,10 @@
 #pragma once
 
 #include <array>
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -64,6 +62,9 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
                              private DeadlineSweep::Watched {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
+  using Executor = typename Stream::executor_type;
+  template <typename T>
+  using Task = boost::asio::awaitable<T, Executor>;
 
   /// `host` is sent as the Host header.
   HttpClientConnection(Stream stream, std::string host, const HttpClientOptions& options,
@@ -76,13 +77,12 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 
   /// Sends `POST target` with the body `body_head` + `body_tail` (a fixed head goes out with a
   /// per-request tail without being copied) and reads the response, all before `deadline`.
-  boost::asio::awaitable<HttpResult> RoundTrip(std::string_view target, std::string_view body_head,
-                                               std::string_view body_tail, TimePoint deadline);
+  Task<HttpResult> RoundTrip(std::string_view target, std::string_view body_head,
+                             std::string_view body_tail, TimePoint deadline);
 
   /// Opens the TCP connection before `deadline` (asio::error::timed_out when it passes first).
-  boost::asio::awaitable<boost::system::error_code> Connect(
-      const boost::asio::ip::tcp::endpoint& endpoint,
-      TimePoint deadline) requires std::is_same_v<Stream, boost::asio::ip::tcp::socket>;
+  Task<boost::system::error_code> Connect(const boost::asio::ip::tcp::endpoint& endpoint,
+                                          TimePoint deadline);
 
   /// Closes the stream: a round trip or connect in progress ends with kAborted, and the
   /// connection is not reusable.
@@ -100,11 +100,10 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   Stream& stream() { return stream_; }
 
  private:
-  // Watches the deadline of the operation about to start on `executor`, the caller's: when it
-  // passes first, the stream is closed there, which ends the pending operation.
-  void ArmDeadline(boost::asio::any_io_executor executor, TimePoint deadline) {
+  // Watches the deadline of the operation about to start: when it passes first, the stream is
+  // closed on its executor, which ends the pending operation.
+  void ArmDeadline(TimePoint deadline) {
     timed_out_ = false;
-    executor_ = std::move(executor);
     deadlines_->Watch(*this, deadline);
   }
 
@@ -117,7 +116,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   void OnDeadline() override {
     auto self = this->weak_from_this().lock();
     if (self == nullptr) return;  // being destroyed: its stream closes anyway
-    boost::asio::post(executor_, [self = std::move(self)] {
+    boost::asio::post(stream_.get_executor(), [self = std::move(self)] {
       self->timed_out_ = true;
       self->Close();
     });
@@ -125,7 +124,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 
   void Close() {
     boost::system::error_code ignored;
-    if constexpr (std::is_same_v<Stream, boost::asio::ip::tcp::socket>) {
+    if constexpr (requires { stream_.native_handle(); }) {
       stream_.close(ignored);
     } else {
       stream_.close();
@@ -134,13 +133,12 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 
   // Reads until `parser` holds a whole response: what Beast's http::async_read does, without its
   // layers of composed operations around each read.
-  boost::asio::awaitable<boost::system::error_code> ReadResponse(ResponseParser& parser);
+  Task<boost::system::error_code> ReadResponse(ResponseParser& parser);
 
   HttpError ErrorKind(const boost::system::error_code& error) const;
 
   Stream stream_;
   const std::shared_ptr<DeadlineSweep> deadlines_;
-  boost::asio::any_io_executor executor_;  // of the operation in progress
   const std::string host_;
   const HttpClientOptions options_;
   std::string head_;  // request line and header fields, reused
@@ -152,9 +150,9 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 };
 
 template <typename Stream>
-boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
-    std::string_view target, std::string_view body_head, std::string_view body_tail,
-    TimePoint deadline) {
+boost::asio::awaitable<HttpResult, typename Stream::executor_type>
+HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_view body_head,
+                                        std::string_view body_tail, TimePoint deadline) {
   namespace asio = boost::asio;
   HttpResult result;
   reusable_ = false;
@@ -173,7 +171,7 @@ boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
       asio::buffer(head_), asio::buffer(body_head.data(), body_head.size()),
       asio::buffer(body_tail.data(), body_tail.size())};
 
-  ArmDeadline(co_await asio::this_coro::executor, deadline);
+  ArmDeadline(deadline);
   // Most requests fit in the socket's buffer: written now, without a trip through the reactor
   // (the socket is non-blocking); the rest, if any, when the socket takes it.
   boost::system::error_code error;
@@ -182,8 +180,8 @@ boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
   if (!error && written < asio::buffer_size(request)) {
     boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(request);
     rest.consume(written);
-    auto [write_error, ignored] =
-        co_await asio::async_write(stream_, rest, asio::as_tuple(asio::use_awaitable));
+    auto [write_error, ignored] = co_await asio::async_write(
+        stream_, rest, asio::as_tuple(asio::use_awaitable_t<Executor>()));
     error = write_error;
   }
   std::optional<ResponseParser> parser;
@@ -211,15 +209,15 @@ boost::asio::awaitable<HttpResult> HttpClientConnection<Stream>::RoundTrip(
 }
 
 template <typename Stream>
-boost::asio::awaitable<boost::system::error_code> HttpClientConnection<Stream>::ReadResponse(
-    ResponseParser& parser) {
+boost::asio::awaitable<boost::system::error_code, typename Stream::executor_type>
+HttpClientConnection<Stream>::ReadResponse(ResponseParser& parser) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
   parser.eager(true);
   for (;;) {
-    auto [read_error, read] = co_await stream_.async_read_some(buffer_.prepare(kReadBytes),
-                                                               asio::as_tuple(asio::use_awaitable));
+    auto [read_error, read] = co_await stream_.async_read_some(
+        buffer_.prepare(kReadBytes), asio::as_tuple(asio::use_awaitable_t<Executor>()));
     buffer_.commit(read);
     boost::system::error_code error;
     if (read_error == asio::error::eof) {
@@ -241,13 +239,14 @@ boost::asio::awaitable<boost::system::error_code> HttpClientConnection<Stream>::
 }
 
 template <typename Stream>
-boost::asio::awaitable<boost::system::error_code> HttpClientConnection<Stream>::Connect(
-    const boost::asio::ip::tcp::endpoint& endpoint,
-    TimePoint deadline) requires std::is_same_v<Stream, boost::asio::ip::tcp::socket> {
+boost::asio::awaitable<boost::system::error_code, typename Stream::executor_type>
+HttpClientConnection<Stream>::Connect(const boost::asio::ip::tcp::endpoint& endpoint,
+                                      TimePoint deadline) {
   namespace asio = boost::asio;
   if (aborted_) co_return asio::error::operation_aborted;
-  ArmDeadline(co_await asio::this_coro::executor, deadline);
-  auto [error] = co_await stream_.async_connect(endpoint, asio::as_tuple(asio::use_awaitable));
+  ArmDeadline(deadline);
+  auto [error] =
+      co_await stream_.async_connect(endpoint, asio::as_tuple(asio::use_awaitable_t<Executor>()));
   if (DisarmDeadline()) co_return asio::error::timed_out;
   if (aborted_) co_return asio::error::operation_aborted;
   if (!error) {

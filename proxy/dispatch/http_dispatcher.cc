@@ -13,14 +13,6 @@ namespace {
 // Debian's Abseil has its own string_view, which its hash maps look up by.
 absl::string_view Key(std::string_view text) { return {text.data(), text.size()}; }
 
-std::vector<boost::asio::strand<HttpDispatcher::Executor>> MakeStrands(
-    HttpDispatcher::Executor executor) {
-  constexpr int kStrands = 64;  // many more than threads, so calls rarely wait on each other
-  std::vector<boost::asio::strand<HttpDispatcher::Executor>> strands;
-  for (int i = 0; i < kStrands; ++i) strands.push_back(boost::asio::make_strand(executor));
-  return strands;
-}
-
 }  // namespace
 
 HttpDispatcher::FunctionState::FunctionState(std::string name, const common::Clock& clock,
@@ -67,20 +59,19 @@ void HttpDispatcher::FunctionState::DropQueued(const absl::Status& status,
   queue.clear();
 }
 
-std::shared_ptr<HttpDispatcher> HttpDispatcher::Create(Executor executor,
+std::shared_ptr<HttpDispatcher> HttpDispatcher::Create(EventLoops& loops,
                                                        const common::Clock& clock,
                                                        HttpDispatcherOptions options,
                                                        std::shared_ptr<DispatchMetrics> metrics) {
   return std::shared_ptr<HttpDispatcher>(
-      new HttpDispatcher(executor, clock, std::move(options), std::move(metrics)));
+      new HttpDispatcher(loops, clock, std::move(options), std::move(metrics)));
 }
 
-HttpDispatcher::HttpDispatcher(Executor executor, const common::Clock& clock,
+HttpDispatcher::HttpDispatcher(EventLoops& loops, const common::Clock& clock,
                                HttpDispatcherOptions options,
                                std::shared_ptr<DispatchMetrics> metrics)
-    : executor_(executor),
-      strands_(MakeStrands(executor)),
-      deadlines_(std::make_shared<DeadlineSweep>(executor)),
+    : loops_(loops),
+      deadlines_(std::make_shared<DeadlineSweep>(loops.at(0))),
       clock_(clock),
       options_(std::move(options)),
       metrics_(std::move(metrics)),
@@ -188,9 +179,10 @@ void HttpDispatcher::Invoke(std::string_view function, Invocation invocation, In
 }
 
 void HttpDispatcher::Defer(absl::AnyInvocable<void() &&> task) {
-  // On a dispatcher thread, Asio queues it behind the handlers already due without waking
-  // another thread; from elsewhere it is a post.
-  boost::asio::defer(executor_, [task = std::move(task)]() mutable { std::move(task)(); });
+  // On a loop's thread, Asio queues it behind the handlers already due there; from elsewhere it
+  // is a post to the next loop.
+  boost::asio::defer(loops_.at(loops_.Current()),
+                     [task = std::move(task)]() mutable { std::move(task)(); });
 }
 
 absl::StatusOr<int> HttpDispatcher::Capacity(std::string_view function) const {
@@ -226,7 +218,7 @@ std::shared_ptr<ConnectionPool> HttpDispatcher::Pool(const std::string& address,
   std::lock_guard lock(mu_);
   auto& pool = pools_[address];
   if (pool == nullptr) {
-    pool = std::make_shared<ConnectionPool>(address, max_idle);
+    pool = std::make_shared<ConnectionPool>(address, max_idle, loops_.size());
     if (shut_down_) pool->Close();  // serves this call, keeps nothing
   } else if (pool->max_idle() != max_idle) {
     pool->set_max_idle(max_idle);
@@ -251,11 +243,12 @@ void HttpDispatcher::ClosePools(const std::vector<std::string>& addresses) {
 }
 
 void HttpDispatcher::Reject(InvokeCallback done, absl::Status status) {
-  boost::asio::post(executor_, [done = std::move(done), status = std::move(status)]() mutable {
-    InvokeOutcome outcome;
-    outcome.status = std::move(status);
-    std::move(done)(std::move(outcome));
-  });
+  boost::asio::post(loops_.at(loops_.Current()),
+                    [done = std::move(done), status = std::move(status)]() mutable {
+                      InvokeOutcome outcome;
+                      outcome.status = std::move(status);
+                      std::move(done)(std::move(outcome));
+                    });
 }
 
 }  // namespace eofaas::proxy

@@ -1,11 +1,9 @@
 // The Dispatcher over HTTP/1.1 keep-alive connections to replicas, on Boost.Asio: a C++20
-// coroutine per invocation, on its own strand; per function a balancer, a bounded queue and a
-// retry budget; per replica a connection pool.
+// coroutine per invocation, on the event loop that started it; per function a balancer, a bounded
+// queue and a retry budget; per replica a connection pool.
 #pragma once
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -20,6 +18,7 @@
 #include "proxy/dispatch/deadline_sweep.h"
 #include "proxy/dispatch/dispatch_metrics.h"
 #include "proxy/dispatch/dispatcher.h"
+#include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/retry_policy.h"
 
 namespace eofaas::proxy {
@@ -36,16 +35,15 @@ struct HttpDispatcherOptions {
   BackoffOptions backoff;
 };
 
-/// Thread-safe; runs on the threads of the io_context it is given. Owned by std::shared_ptr:
-/// invocations in progress keep it alive.
+/// Thread-safe; runs on the event loops it is given: an invocation on the loop of the thread that
+/// starts it, or on the next loop when started elsewhere (a gRPC thread). Owned by
+/// std::shared_ptr: invocations in progress keep it alive.
 class HttpDispatcher final : public Dispatcher,
                              public std::enable_shared_from_this<HttpDispatcher> {
  public:
-  using Executor = boost::asio::io_context::executor_type;
-
-  /// `clock` drives ejections and the retry budget and must outlive the dispatcher; deadlines
-  /// are on std::chrono::steady_clock, like Asio's timers.
-  static std::shared_ptr<HttpDispatcher> Create(Executor executor, const common::Clock& clock,
+  /// `loops` and `clock` must outlive the dispatcher; `clock` drives ejections and the retry
+  /// budget, deadlines are on std::chrono::steady_clock, like Asio's timers.
+  static std::shared_ptr<HttpDispatcher> Create(EventLoops& loops, const common::Clock& clock,
                                                 HttpDispatcherOptions options,
                                                 std::shared_ptr<DispatchMetrics> metrics);
   ~HttpDispatcher() override;
@@ -73,7 +71,7 @@ class HttpDispatcher final : public Dispatcher,
   struct FunctionState;
   class Call;
 
-  HttpDispatcher(Executor executor, const common::Clock& clock, HttpDispatcherOptions options,
+  HttpDispatcher(EventLoops& loops, const common::Clock& clock, HttpDispatcherOptions options,
                  std::shared_ptr<DispatchMetrics> metrics);
 
   std::shared_ptr<FunctionState> Find(std::string_view function) const;
@@ -81,18 +79,10 @@ class HttpDispatcher final : public Dispatcher,
   /// (the replica's concurrency, as the call that asks last saw it).
   std::shared_ptr<ConnectionPool> Pool(const std::string& address, int concurrency);
   void ClosePools(const std::vector<std::string>& addresses);
-  /// Completes `done` with `status` on the executor (never inline).
+  /// Completes `done` with `status` on the current loop (never inline).
   void Reject(InvokeCallback done, absl::Status status);
 
-  /// The strand for a new call. Calls share a fixed set of strands (as Asio's io_context::strand
-  /// does) rather than allocate one each: a call's handlers only need not to run concurrently.
-  const boost::asio::strand<Executor>& NextStrand() {
-    return strands_[next_strand_.fetch_add(1, std::memory_order_relaxed) % strands_.size()];
-  }
-
-  const Executor executor_;
-  const std::vector<boost::asio::strand<Executor>> strands_;
-  std::atomic<size_t> next_strand_{0};
+  EventLoops& loops_;
   // The deadlines of connects and round trips to replicas.
   const std::shared_ptr<DeadlineSweep> deadlines_;
   const common::Clock& clock_;

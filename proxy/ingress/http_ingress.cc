@@ -7,7 +7,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -32,10 +31,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
-// A connection's socket and timer run their handlers on its strand, without type erasure.
-using Strand = asio::strand<asio::io_context::executor_type>;
-using Socket = asio::basic_stream_socket<tcp, Strand>;
-using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>, Strand>;
+// A connection's socket and timer run their handlers on its loop, without type erasure.
+using Socket = asio::basic_stream_socket<tcp, LoopExecutor>;
+using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>, LoopExecutor>;
 
 constexpr uint32_t kMaxHeaderBytes = 16 << 10;
 constexpr size_t kReadBytes = 16 << 10;
@@ -116,7 +114,8 @@ std::optional<HttpAnswer> ParseFailureAnswer(const beast::error_code& error, boo
 
 // One keep-alive connection: read a request, run it, write the answer, again; then a lingering
 // close. Owned by the ingress's table and by its pending handlers (std::shared_ptr). Everything
-// runs on the socket's strand, but the call's completion, which is posted there.
+// runs on the socket's loop; the call's completion is posted there (it runs on that loop
+// already, but after the handlers already due).
 //
 // Timeouts: a request must arrive whole, and an answer be taken, within the idle timeout. Rather
 // than re-arm a timer for every request, the connection moves `deadline_` and one timer per
@@ -140,14 +139,14 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     });
   }
 
-  const Strand& executor() { return socket_.get_executor(); }
+  const LoopExecutor& executor() { return socket_.get_executor(); }
 
-  // On the strand, at shutdown: a connection waiting for a request closes now.
+  // On the loop, at shutdown: a connection waiting for a request closes now.
   void CloseIfIdle() {
     if (idle_) CloseSocket();
   }
 
-  // On the strand, when the shutdown grace is over: the call in progress is cancelled.
+  // On the loop, when the shutdown grace is over: the call in progress is cancelled.
   void Abort() {
     group_->Cancel();
     CloseSocket();
@@ -323,14 +322,11 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   bool ended_ = false;
 };
 
-HttpIngress::HttpIngress(asio::io_context& io, const IngressServices& services,
+HttpIngress::HttpIngress(EventLoops& loops, const IngressServices& services,
                          HttpIngressOptions options)
-    : io_(io),
-      services_(services),
-      options_(std::move(options)),
-      acceptor_(asio::make_strand(io)) {}
+    : loops_(loops), services_(services), options_(std::move(options)), acceptor_(loops.at(0)) {}
 
-absl::StatusOr<std::unique_ptr<HttpIngress>> HttpIngress::Start(asio::io_context& io,
+absl::StatusOr<std::unique_ptr<HttpIngress>> HttpIngress::Start(EventLoops& loops,
                                                                 const IngressServices& services,
                                                                 HttpIngressOptions options) {
   const std::string listen = options.listen;
@@ -346,8 +342,8 @@ absl::StatusOr<std::unique_ptr<HttpIngress>> HttpIngress::Start(asio::io_context
     return absl::InvalidArgumentError(
         absl::StrCat("http_listen: ", listen, " is not an IP address and port"));
   }
-  auto ingress = std::unique_ptr<HttpIngress>(new HttpIngress(io, services, std::move(options)));
-  tcp::acceptor& acceptor = ingress->acceptor_;
+  auto ingress = std::unique_ptr<HttpIngress>(new HttpIngress(loops, services, std::move(options)));
+  auto& acceptor = ingress->acceptor_;
   const tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
   acceptor.open(endpoint.protocol(), error);
   if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
@@ -371,9 +367,8 @@ HttpIngress::~HttpIngress() { Shutdown(absl::ZeroDuration()); }
 asio::awaitable<void> HttpIngress::Accept() {
   asio::steady_timer pause(acceptor_.get_executor());
   for (;;) {
-    auto strand = asio::make_strand(io_);
-    auto [error, socket] =
-        co_await acceptor_.async_accept(strand, asio::as_tuple(asio::use_awaitable));
+    auto [error, socket] = co_await acceptor_.async_accept(loops_.at(loops_.Next()),
+                                                           asio::as_tuple(asio::use_awaitable));
     if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
     if (error) {
       // Out of descriptors, most likely: let connections end rather than spin.

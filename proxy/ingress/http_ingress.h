@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
@@ -16,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "proxy/dispatch/event_loops.h"
 #include "proxy/ingress/ingress.h"
 
 namespace eofaas::proxy {
@@ -30,16 +30,17 @@ struct HttpIngressOptions {
   absl::Duration idle_timeout = absl::Seconds(75);
 };
 
-/// Serves on `io`'s threads, each connection on its own strand, one request at a time per
-/// connection (pipelined requests wait their turn). A connection keeps its buffers, request
-/// parser state and call group from request to request, and writes each answer at once when the
-/// socket takes it. Thread-safe. `services` and `io` must outlive it, and `io` must run until
-/// Shutdown returns.
+/// Serves on `loops`, each connection on one loop (the loops in turn), one request at a time per
+/// connection (pipelined requests wait their turn). A connection's invocations run on its loop
+/// too, so a request is read, dispatched and answered without leaving its thread. A connection
+/// keeps its buffers, request parser state and call group from request to request, and writes
+/// each answer at once when the socket takes it. Thread-safe. `services` and `loops` must
+/// outlive it.
 class HttpIngress {
  public:
   /// Binds and starts accepting. INVALID_ARGUMENT for an unusable address, UNAVAILABLE when it
   /// cannot be bound.
-  static absl::StatusOr<std::unique_ptr<HttpIngress>> Start(boost::asio::io_context& io,
+  static absl::StatusOr<std::unique_ptr<HttpIngress>> Start(EventLoops& loops,
                                                             const IngressServices& services,
                                                             HttpIngressOptions options);
   /// Shutdown(zero) unless it was called.
@@ -49,27 +50,26 @@ class HttpIngress {
 
   /// Stops accepting and closes idle connections; requests in progress get up to `grace` to be
   /// answered (with `Connection: close`), then are cancelled and their connections closed.
-  /// Returns once every connection is gone. Not from one of `io`'s threads.
+  /// Returns once every connection is gone. Not from one of the loops' threads.
   void Shutdown(absl::Duration grace);
 
  private:
   class Connection;
 
-  HttpIngress(boost::asio::io_context& io, const IngressServices& services,
-              HttpIngressOptions options);
+  HttpIngress(EventLoops& loops, const IngressServices& services, HttpIngressOptions options);
 
   boost::asio::awaitable<void> Accept();
 
-  /// Runs `action` on the strand of every open connection.
+  /// Runs `action` on the loop of every open connection.
   template <typename Action>
   void ForEachConnection(Action action);
   void Forget(Connection* connection);
   bool Draining() const { return draining_.load(std::memory_order_relaxed); }
 
-  boost::asio::io_context& io_;
+  EventLoops& loops_;
   const IngressServices& services_;
   const HttpIngressOptions options_;
-  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, LoopExecutor> acceptor_;
   int port_ = 0;
 
   // Set once, by Shutdown; read by every request (keep-alive or not).

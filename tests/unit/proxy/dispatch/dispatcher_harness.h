@@ -1,42 +1,36 @@
-// Runs an HttpDispatcher on a two-thread io_context for tests, with helpers to invoke and wait
-// and to read its metrics.
+// Runs an HttpDispatcher on two event loops for tests, with helpers to invoke and wait and to
+// read its metrics.
 #pragma once
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <future>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "proxy/dispatch/envelope.h"
+#include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/http_dispatcher.h"
 
 namespace eofaas::tests {
 
 class DispatcherHarness {
  public:
-  explicit DispatcherHarness(proxy::HttpDispatcherOptions options = {}, int threads = 2)
+  explicit DispatcherHarness(proxy::HttpDispatcherOptions options = {}, int loops = 2)
       : registry_(std::make_shared<prometheus::Registry>()),
-        work_(io_.get_executor()),
-        dispatcher_(proxy::HttpDispatcher::Create(
-            io_.get_executor(), common::SteadyClock::Get(), std::move(options),
-            std::make_shared<proxy::DispatchMetrics>(registry_))) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
-  }
+        loops_(loops),
+        dispatcher_(
+            proxy::HttpDispatcher::Create(loops_, common::SteadyClock::Get(), std::move(options),
+                                          std::make_shared<proxy::DispatchMetrics>(registry_))) {}
   ~DispatcherHarness() {
     dispatcher_->Shutdown();
     dispatcher_.reset();
-    work_.reset();
-    io_.stop();
-    for (auto& thread : threads_) thread.join();
   }
 
   proxy::HttpDispatcher& dispatcher() { return *dispatcher_; }
-  boost::asio::io_context& io() { return io_; }
+  /// The first event loop.
+  proxy::LoopExecutor loop() { return loops_.at(0); }
 
   static proxy::Invocation MakeInvocation(std::chrono::milliseconds timeout,
                                           std::string id = "call",
@@ -85,10 +79,8 @@ class DispatcherHarness {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  proxy::EventLoops loops_;
   std::shared_ptr<proxy::HttpDispatcher> dispatcher_;
-  std::vector<std::thread> threads_;
 };
 
 }  // namespace eofaas::tests
