@@ -29,13 +29,14 @@ int HexValue(char c) {
 
 bool IsGlobChar(char c) { return c == '*' || c == '?' || c == '['; }
 
-// Fills path, pattern and glob from the raw path of a file URI (it starts with '/').
-absl::Status DecodeFilePath(absl::string_view raw, absl::string_view field, DataUri& uri) {
-  uri.path.reserve(raw.size());
-  uri.pattern.reserve(raw.size());
+// Calls `emit(c, encoded)` for each character of the raw path of a file URI, percent escapes
+// decoded (`encoded` true for those).
+template <typename Emit>
+absl::Status ForEachPathChar(absl::string_view raw, absl::string_view field, Emit emit) {
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
-    if (c == '%') {
+    const bool encoded = c == '%';
+    if (encoded) {
       int high = i + 2 < raw.size() ? HexValue(raw[i + 1]) : -1;
       int low = high >= 0 ? HexValue(raw[i + 2]) : -1;
       if (low < 0) {
@@ -44,25 +45,30 @@ absl::Status DecodeFilePath(absl::string_view raw, absl::string_view field, Data
       c = static_cast<char>(high * 16 + low);
       if (c == '\0') return Invalid(field, "the path contains an encoded NUL byte (%00)");
       i += 2;
-      uri.path.push_back(c);
-      if (IsGlobChar(c) || c == ']' || c == '\\') uri.pattern.push_back('\\');
-      uri.pattern.push_back(c);
-      continue;
     }
-    uri.path.push_back(c);
-    if (IsGlobChar(c)) {
-      uri.glob = true;
-    } else if (c == '\\') {
-      uri.pattern.push_back('\\');
-    }
-    uri.pattern.push_back(c);
+    emit(c, encoded);
   }
-  if (!uri.glob) uri.pattern.clear();
   return absl::OkStatus();
 }
 
+// Fills path, glob and, for a glob only, pattern from the raw path of a file URI (it starts
+// with '/'). Most paths are not globs: they cost one pass and one allocation.
+absl::Status DecodeFilePath(absl::string_view raw, absl::string_view field, DataUri& uri) {
+  uri.path.reserve(raw.size());
+  absl::Status decoded = ForEachPathChar(raw, field, [&uri](char c, bool encoded) {
+    uri.path.push_back(c);
+    uri.glob = uri.glob || (!encoded && IsGlobChar(c));
+  });
+  if (!decoded.ok() || !uri.glob) return decoded;
+  // The raw glob characters keep their meaning; encoded ones, and backslashes, are escaped.
+  return ForEachPathChar(raw, field, [&uri](char c, bool encoded) {
+    if (encoded ? IsGlobChar(c) || c == ']' || c == '\\' : c == '\\') uri.pattern.push_back('\\');
+    uri.pattern.push_back(c);
+  });
+}
+
 absl::Status ParseFile(absl::string_view rest, absl::string_view field, DataUri& uri) {
-  const std::string shape = "file URI must be file:///absolute/path";
+  constexpr absl::string_view shape = "file URI must be file:///absolute/path";
   if (!absl::ConsumePrefix(&rest, "//")) return Invalid(field, shape);
   size_t slash = rest.find('/');
   if (slash == absl::string_view::npos) return Invalid(field, shape);
