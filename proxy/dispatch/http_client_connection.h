@@ -186,6 +186,10 @@ HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_vie
   }
   std::optional<ResponseParser> parser;
   if (!error) {
+    // The answer cannot be there yet, and Asio tries a read before it waits for readiness: read
+    // now, and that try finds the socket empty, one system call for nothing. The handlers
+    // already due run first; under load the answer has arrived by then and the try reads it.
+    co_await asio::post(stream_.get_executor(), asio::use_awaitable_t<Executor>());
     parser.emplace(options_.max_response_bytes, options_.max_header_bytes);
     error = co_await ReadResponse(*parser);
     result.response_started = parser->got_some();

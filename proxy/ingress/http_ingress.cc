@@ -249,7 +249,13 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   void Written() {
     if (body_.capacity() > kReadBytes) std::string().swap(body_);  // large results are not kept
     if (!keep_alive_ || ingress_.Draining()) return Linger();
-    NextRequest();
+    if (buffer_.size() > 0) return NextRequest();  // pipelined
+    // The client sends its next request once it has read this answer, so reading now would find
+    // the socket empty (see HttpClientConnection::RoundTrip). The handlers already due run first.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (self->ingress_.Draining()) return self->Linger();  // too late for CloseIfIdle
+      self->NextRequest();
+    });
   }
 
   // A lingering close: the client may still be sending (a body answered 413 before it was read).
