@@ -478,7 +478,8 @@ TEST_P(LocalDeployerTest, UnwantedLeftoverFinishesItsInFlightWork) {
   ASSERT_TRUE(deployer_->Apply(Spec(1, 1)).ok());
   const std::string address = WaitReady(1, 1).endpoints.at(0).address;
   auto in_flight = std::async(std::launch::async, [&] { return Get(address, "/sleep?ms=1000"); });
-  std::this_thread::sleep_for(milliseconds(100));  // let the request arrive first
+  // The replica drains what it is serving when the signal comes, not what waits to be accepted.
+  ASSERT_TRUE(Eventually([&] { return Get(address, "/in-flight") == "200 {\"in_flight\": 1}"; }));
   deployer_->Abandon();
   deployer_.reset();
 
