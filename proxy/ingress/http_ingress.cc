@@ -207,13 +207,12 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
         !parsed.ok()) {
       return Respond(ErrorAnswer(parsed));
     }
-    response_.Clear();
     StartInvoke(ingress_.services_, invoke_.request, invoke_.args_json, std::nullopt, group_,
-                response_, [self = shared_from_this()](absl::Status status) mutable {
+                [self = shared_from_this()](InvokeOutcome outcome) mutable {
                   Connection& connection = *self;
                   asio::post(connection.socket_.get_executor(),
-                             [self = std::move(self), status = std::move(status)] {
-                               self->Respond(InvokeAnswer(status, self->response_));
+                             [self = std::move(self), outcome = std::move(outcome)]() mutable {
+                               self->Respond(InvokeAnswer(outcome));
                              });
                 });
   }
@@ -317,7 +316,6 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   RequestParts parts_;
   std::optional<RequestParser> parser_;
   InvokeBody invoke_;
-  eofaas::v1::InvokeResponse response_;
   // Cancelled at shutdown only, so one serves every call of the connection.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
   std::string head_;

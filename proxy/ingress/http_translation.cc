@@ -484,20 +484,19 @@ HttpAnswer ErrorAnswer(const absl::Status& status) {
                         std::string_view(status.message().data(), status.message().size()))};
 }
 
-HttpAnswer InvokeAnswer(const absl::Status& status, eofaas::v1::InvokeResponse& response) {
-  if (!status.ok()) return ErrorAnswer(status);
+HttpAnswer InvokeAnswer(InvokeOutcome& outcome) {
+  if (!outcome.status.ok()) return ErrorAnswer(outcome.status);
   HttpAnswer answer;
-  answer.headers.emplace_back("X-Eofaas-Replica", response.replica());
-  answer.headers.emplace_back("X-Eofaas-Attempts", absl::StrCat(response.attempts()));
-  if (response.has_error()) {
-    const eofaas::v1::FunctionError& error = response.error();
+  answer.headers.emplace_back("X-Eofaas-Replica", std::move(outcome.replica));
+  answer.headers.emplace_back("X-Eofaas-Attempts", absl::StrCat(outcome.attempts));
+  if (outcome.error) {
+    const FunctionError& error = *outcome.error;
     answer.content_type = "application/json";
-    answer.headers.emplace_back("X-Eofaas-Function-Error",
-                                error.handled() ? "handled" : "unhandled");
-    answer.body = ErrorJson("type", error.type(), error.message());
+    answer.headers.emplace_back("X-Eofaas-Function-Error", error.handled ? "handled" : "unhandled");
+    answer.body = ErrorJson("type", error.type, error.message);
   } else {
     answer.content_type = "application/octet-stream";
-    answer.body = std::move(*response.mutable_result());
+    answer.body = std::move(outcome.result);
   }
   return answer;
 }

@@ -16,6 +16,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "eofaas/v1/invoker.pb.h"
+#include "proxy/dispatch/dispatcher.h"
 
 namespace eofaas::proxy {
 
@@ -70,9 +71,10 @@ int HttpStatusOf(absl::StatusCode code);
 /// A failed request or call: its HTTP status and `{"error":{"code","message"}}`.
 HttpAnswer ErrorAnswer(const absl::Status& status);
 
-/// A call's answer: ErrorAnswer for a failed call; for an OK one the result bytes, or the
-/// function error as replicas report it (the header and `{"error":{"type","message"}}`).
-HttpAnswer InvokeAnswer(const absl::Status& status, eofaas::v1::InvokeResponse& response);
+/// A call's answer: ErrorAnswer for a failed call; for an OK one the result bytes (moved out of
+/// `outcome`), or the function error as replicas report it (the header and
+/// `{"error":{"type","message"}}`).
+HttpAnswer InvokeAnswer(InvokeOutcome& outcome);
 
 /// Appends the status line and header fields of `answer` to `out`, ending with the empty line:
 /// Content-Length of its body, and `Connection: close` unless `keep_alive` (`Connection:

@@ -15,7 +15,6 @@ namespace {
 struct InvokeCall {
   const IngressServices& services;
   const eofaas::v1::InvokeRequest& request;
-  eofaas::v1::InvokeResponse& response;
   std::shared_ptr<CallGroup> group;
   InvokeDone done;
   SteadyTime deadline;
@@ -23,23 +22,17 @@ struct InvokeCall {
   std::string args_json;
 };
 
+// A request that is not dispatched.
+void Refuse(InvokeDone done, absl::Status status) {
+  InvokeOutcome outcome;
+  outcome.status = std::move(status);
+  std::move(done)(std::move(outcome));
+}
+
 void Complete(std::unique_ptr<InvokeCall> call, InvokeOutcome outcome) {
   IngressMetrics::Invocation(call->services.metrics.Function(call->request.function()),
                              OutcomeOf(outcome), outcome.duration);
-  if (!outcome.status.ok()) return std::move(call->done)(std::move(outcome.status));
-  eofaas::v1::InvokeResponse& response = call->response;
-  if (outcome.error) {
-    eofaas::v1::FunctionError* error = response.mutable_error();
-    error->set_type(std::move(outcome.error->type));
-    error->set_message(std::move(outcome.error->message));
-    error->set_handled(outcome.error->handled);
-  } else {
-    response.set_result(std::move(outcome.result));
-  }
-  response.set_replica(std::move(outcome.replica));
-  response.set_attempts(outcome.attempts);
-  SetDuration(outcome.duration, response.mutable_duration());
-  std::move(call->done)(absl::OkStatus());
+  std::move(call->done)(std::move(outcome));
 }
 
 // Hands a call whose cursor passed its check to the dispatcher.
@@ -62,7 +55,7 @@ void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
   if (auto status = ValidateCursor(call->request.cursor(), call->services.roots,
                                    &call->services.checked_files);
       !status.ok()) {
-    return std::move(call->done)(std::move(status));
+    return Refuse(std::move(call->done), std::move(status));
   }
   const std::string args_json = std::move(call->args_json);
   Dispatch(std::move(call), args_json);
@@ -73,27 +66,26 @@ void CheckCursorAndDispatch(std::unique_ptr<InvokeCall> call) {
 void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeRequest& request,
                  std::optional<std::string_view> args_json,
                  std::optional<SteadyTime> caller_deadline, std::shared_ptr<CallGroup> group,
-                 eofaas::v1::InvokeResponse& response, InvokeDone done) {
+                 InvokeDone done) {
   // The budget counts from the request's arrival, cursor check included.
   const SteadyTime arrival = std::chrono::steady_clock::now();
   if (auto status = ValidateInvokeRequest(request); !status.ok()) {
-    return std::move(done)(std::move(status));
+    return Refuse(std::move(done), std::move(status));
   }
   std::string printed_args;
   if (!args_json) {
     absl::StatusOr<std::string> args = ArgsJson(request.args());
-    if (!args.ok()) return std::move(done)(args.status());
+    if (!args.ok()) return Refuse(std::move(done), args.status());
     printed_args = *std::move(args);
     args_json = printed_args;
   }
   // An unknown function is answered before the data roots are consulted.
   if (auto capacity = services.dispatcher.Capacity(request.function()); !capacity.ok()) {
-    return std::move(done)(capacity.status());
+    return Refuse(std::move(done), capacity.status());
   }
   auto call = std::make_unique<InvokeCall>(InvokeCall{
       .services = services,
       .request = request,
-      .response = response,
       .group = std::move(group),
       .done = std::move(done),
       .deadline =
@@ -104,7 +96,7 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
   // contacted at all.
   if (std::optional<absl::Status> checked = ValidateCursorWithoutBlocking(
           request.cursor(), services.roots, &services.checked_files)) {
-    if (!checked->ok()) return std::move(call->done)(*std::move(checked));
+    if (!checked->ok()) return Refuse(std::move(call->done), *std::move(checked));
     return Dispatch(std::move(call), *args_json);
   }
   // The pool's tasks are copyable functions: the call travels as a raw pointer, owned again by
@@ -114,9 +106,23 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
   if (!services.cursor_checks.Submit(
           [pending] { CheckCursorAndDispatch(std::unique_ptr<InvokeCall>(pending)); })) {
     std::unique_ptr<InvokeCall> refused(pending);
-    std::move(refused->done)(
-        absl::ResourceExhaustedError("too many cursor checks are waiting; retry later"));
+    Refuse(std::move(refused->done),
+           absl::ResourceExhaustedError("too many cursor checks are waiting; retry later"));
   }
+}
+
+void FillInvokeResponse(InvokeOutcome outcome, eofaas::v1::InvokeResponse& response) {
+  if (outcome.error) {
+    eofaas::v1::FunctionError* error = response.mutable_error();
+    error->set_type(std::move(outcome.error->type));
+    error->set_message(std::move(outcome.error->message));
+    error->set_handled(outcome.error->handled);
+  } else {
+    response.set_result(std::move(outcome.result));
+  }
+  response.set_replica(std::move(outcome.replica));
+  response.set_attempts(outcome.attempts);
+  SetDuration(outcome.duration, response.mutable_duration());
 }
 
 }  // namespace eofaas::proxy

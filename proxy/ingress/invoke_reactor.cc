@@ -6,8 +6,12 @@
 namespace eofaas::proxy {
 
 void InvokeReactor::Start() {
-  StartInvoke(services_, request_, std::nullopt, CallerDeadline(context_), group_, response_,
-              [this](absl::Status status) { Finish(common::ToGrpcStatus(status)); });
+  StartInvoke(services_, request_, std::nullopt, CallerDeadline(context_), group_,
+              [this](InvokeOutcome outcome) {
+                if (!outcome.status.ok()) return Finish(common::ToGrpcStatus(outcome.status));
+                FillInvokeResponse(std::move(outcome), response_);
+                Finish(grpc::Status::OK);
+              });
 }
 
 }  // namespace eofaas::proxy

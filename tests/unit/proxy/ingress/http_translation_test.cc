@@ -232,27 +232,26 @@ TEST(HttpStatusOfTest, MapsEveryCodeTheIngressReturns) {
 }
 
 TEST(InvokeAnswerTest, ResultsFunctionErrorsAndFailures) {
-  eofaas::v1::InvokeResponse response;
-  response.set_result(std::string("\x00\xff bytes", 8));
-  response.set_replica("127.0.0.1:9001");
-  response.set_attempts(2);
-  HttpAnswer result = InvokeAnswer(absl::OkStatus(), response);
+  InvokeOutcome outcome;
+  outcome.result = std::string("\x00\xff bytes", 8);
+  outcome.replica = "127.0.0.1:9001";
+  outcome.attempts = 2;
+  HttpAnswer result = InvokeAnswer(outcome);
   EXPECT_EQ(result.status, 200);
   EXPECT_EQ(result.body, std::string("\x00\xff bytes", 8));
   EXPECT_EQ(result.content_type, "application/octet-stream");
   EXPECT_EQ(result.headers, (decltype(result.headers){{"X-Eofaas-Replica", "127.0.0.1:9001"},
                                                       {"X-Eofaas-Attempts", "2"}}));
 
-  response.mutable_error()->set_type("ValueError");
-  response.mutable_error()->set_message("bad \"input\"\n");
-  HttpAnswer error = InvokeAnswer(absl::OkStatus(), response);
+  outcome.error = FunctionError{.type = "ValueError", .message = "bad \"input\"\n"};
+  HttpAnswer error = InvokeAnswer(outcome);
   EXPECT_EQ(error.status, 200);
   EXPECT_EQ(error.body, R"({"error":{"type":"ValueError","message":"bad \"input\"\n"}})");
   EXPECT_EQ(error.headers.back(),
             (std::pair<std::string_view, std::string>{"X-Eofaas-Function-Error", "unhandled"}));
 
-  HttpAnswer failure =
-      InvokeAnswer(absl::DeadlineExceededError("no answer within 300ms"), response);
+  outcome.status = absl::DeadlineExceededError("no answer within 300ms");
+  HttpAnswer failure = InvokeAnswer(outcome);
   EXPECT_EQ(failure.status, 504);
   EXPECT_EQ(failure.content_type, "application/json");
   EXPECT_EQ(failure.body,
