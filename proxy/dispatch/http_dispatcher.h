@@ -3,7 +3,6 @@
 // queue and a retry budget; per replica a connection pool.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
