@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -37,15 +39,21 @@ absl::StatusOr<HttpResponse> HttpRequest(const std::string& address, const std::
                                      "\r\nConnection: close\r\nContent-Type: application/json\r\n"
                                      "Content-Length: ",
                                      body.size(), "\r\n\r\n", body);
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
+  // With a timeout set, a signal that merely wakes this thread (a child's SIGCHLD while another
+  // thread blocks it) ends send and recv with EINTR instead of restarting them.
+  ssize_t n;
+  do {
+    n = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(request.size())) {
     close(fd);
     return absl::UnavailableError("send failed");
   }
   std::string raw;
   char buffer[65536];
-  ssize_t n;
-  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) raw.append(buffer, n);
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) raw.append(buffer, n);
+  }
   close(fd);
   size_t header_end = raw.find("\r\n\r\n");
   if (header_end == std::string::npos) {
