@@ -42,17 +42,16 @@ HttpDispatcher::Call::Call(std::shared_ptr<HttpDispatcher> dispatcher,
       invocation_(std::move(invocation)),
       done_(std::move(done)),
       loop_index_(dispatcher_->loops_.Current()),
-      loop_(dispatcher_->loops_.at(loop_index_)),
       started_(SteadyClock::now()) {
   invocation_.max_attempts = std::max(invocation_.max_attempts, 1);
 }
 
 void HttpDispatcher::Call::Start(std::shared_ptr<Call> call) {
-  const LoopExecutor loop = call->loop_;
+  const LoopExecutor loop = call->loop();
   // Posted: co_spawn alone may run the coroutine inline, and `done` never runs inside Invoke.
   asio::post(loop, [call = std::move(call)]() mutable {
     Call* raw = call.get();
-    asio::co_spawn(raw->loop_, raw->Run(), [call = std::move(call)](std::exception_ptr error) {
+    asio::co_spawn(raw->loop(), raw->Run(), [call = std::move(call)](std::exception_ptr error) {
       // Nothing on this path throws by design; should something (bad_alloc) escape anyway,
       // the caller still hears back.
       if (error && call->done_) {
@@ -71,7 +70,7 @@ HttpDispatcher::Call::~Call() {
 void HttpDispatcher::Call::Cancel() {
   auto self = weak_from_this().lock();
   if (self == nullptr) return;  // being destroyed: nothing left to cancel
-  asio::post(loop_, [self = std::move(self)] {
+  asio::post(loop(), [self = std::move(self)] {
     if (self->cancelled_) return;
     self->cancelled_ = absl::CancelledError("cancelled by the caller");
     self->CancelTimer();
@@ -80,7 +79,7 @@ void HttpDispatcher::Call::Cancel() {
 }
 
 void HttpDispatcher::Call::Wake() {
-  asio::post(loop_, [self = shared_from_this()] { self->CancelTimer(); });
+  asio::post(loop(), [self = shared_from_this()] { self->CancelTimer(); });
 }
 
 HttpDispatcher::Call::Task<void> HttpDispatcher::Call::Run() {
@@ -250,7 +249,7 @@ HttpDispatcher::Call::Task<HttpDispatcher::Call::AttemptResult> HttpDispatcher::
       if (cancelled_) continue;  // reported at the top of the loop
       if (resolve_error) co_return AttemptResult{ConnectFailure(resolve_error, address)};
       connection_ = std::make_shared<TcpConnection>(
-          TcpSocket(loop_), address, dispatcher_->options_.http, dispatcher_->deadlines_);
+          TcpSocket(loop()), address, dispatcher_->options_.http, dispatcher_->deadlines_);
       const auto connect_deadline =
           std::min(invocation_.deadline, now + dispatcher_->options_.connect_timeout);
       const auto error = co_await connection_->Connect(endpoint, connect_deadline);
@@ -290,7 +289,7 @@ HttpDispatcher::Call::Task<bool> HttpDispatcher::Call::Backoff() {
 }
 
 HttpDispatcher::Call::Timer& HttpDispatcher::Call::timer() {
-  if (!timer_) timer_.emplace(loop_);
+  if (!timer_) timer_.emplace(loop());
   return *timer_;
 }
 

@@ -42,7 +42,7 @@ struct HttpDispatcher::FunctionState {
   bool removed = false;
 };
 
-/// One invocation. Everything but the queue hand-off runs on `loop_`; the hand-off fields are
+/// One invocation. Everything but the queue hand-off runs on loop(); the hand-off fields are
 /// guarded by the function's mutex.
 class HttpDispatcher::Call final : public Cancellable, public std::enable_shared_from_this<Call> {
  public:
@@ -88,6 +88,7 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void Finish(InvokeOutcome outcome);
   /// The timer of queue waits and backoff, made on first use: most calls never wait.
   Timer& timer();
+  LoopExecutor loop() const { return dispatcher_->loops_.at(loop_index_); }
   void CancelTimer() {
     if (timer_) timer_->cancel();
   }
@@ -96,8 +97,7 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   const std::shared_ptr<FunctionState> function_;
   Invocation invocation_;
   InvokeCallback done_;
-  const size_t loop_index_;  // in the dispatcher's loops
-  const LoopExecutor loop_;
+  const size_t loop_index_;     // in the dispatcher's loops
   std::optional<Timer> timer_;  // see timer()
   const TimePoint started_;
   // Queued for a function scaled to zero that had no replica.

@@ -166,15 +166,16 @@ class Front {
       const type = refusal.status === 429 ? 'ResourceExhausted' : 'Unavailable';
       return this.sendError(res, refusal.status, type, refusal.reason);
     }
-    let holdingSlot = true;
     try {
-      const answer = await this.run(body, arrivedNs);
-      this.admission.releaseSlot(); // the answer is ready
-      holdingSlot = false;
+      let answer;
+      try {
+        answer = await this.run(body, arrivedNs);
+      } finally {
+        this.admission.releaseSlot(); // the answer is ready
+      }
       if (answer.status === undefined) return res.destroy();
       await this.send(res, answer.status, answer.body, answer.headers);
     } finally {
-      if (holdingSlot) this.admission.releaseSlot();
       this.admission.leave(); // after the response is written, so drain waits for it
     }
   }

@@ -187,6 +187,7 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; without TCP_NODELAY Nagle would hold the body back
     # until the client's delayed ACK, adding ~40 ms per keep-alive request.
     disable_nagle_algorithm = True
+    _holding_slot = False  # an admitted invocation whose answer is not ready yet
 
     def __getattr__(self, name):
         # BaseHTTPRequestHandler answers 501 for a method without do_<METHOD>; route every
@@ -277,7 +278,7 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
             admission.leave()  # after the response is written, so drain waits for it
 
     def _release_slot(self):
-        if getattr(self, "_holding_slot", False):
+        if self._holding_slot:
             self._holding_slot = False
             self.server.admission.release_slot()
 
