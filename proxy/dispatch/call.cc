@@ -1,9 +1,6 @@
 #include "proxy/dispatch/call.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -48,18 +45,8 @@ HttpDispatcher::Call::Call(std::shared_ptr<HttpDispatcher> dispatcher,
 
 void HttpDispatcher::Call::Start(std::shared_ptr<Call> call) {
   const LoopExecutor loop = call->loop();
-  // Posted: co_spawn alone may run the coroutine inline, and `done` never runs inside Invoke.
-  asio::post(loop, [call = std::move(call)]() mutable {
-    Call* raw = call.get();
-    asio::co_spawn(raw->loop(), raw->Run(), [call = std::move(call)](std::exception_ptr error) {
-      // Nothing on this path throws by design; should something (bad_alloc) escape anyway,
-      // the caller still hears back.
-      if (error && call->done_) {
-        common::LogError("invocation of ", call->function_->name, " failed unexpectedly");
-        call->Finish(Failure(absl::InternalError("unexpected failure in the dispatcher")));
-      }
-    });
-  });
+  // Posted: `done` never runs inside Invoke.
+  asio::post(loop, [call = std::move(call)] { call->Begin(); });
 }
 
 HttpDispatcher::Call::~Call() {
@@ -82,55 +69,58 @@ void HttpDispatcher::Call::Wake() {
   asio::post(loop(), [self = shared_from_this()] { self->CancelTimer(); });
 }
 
-HttpDispatcher::Call::Task<void> HttpDispatcher::Call::Run() {
-  // The coroutine keeps its call alive: co_spawn's handler holds it until the end.
-  Finish(co_await Execute());
-}
-
-HttpDispatcher::Call::Task<InvokeOutcome> HttpDispatcher::Call::Execute() {
+void HttpDispatcher::Call::Begin() {
   if (invocation_.group) {
-    if (!invocation_.group->Add(this)) co_return Failure(absl::CancelledError("cancelled"));
+    if (!invocation_.group->Add(this)) return Finish(Failure(absl::CancelledError("cancelled")));
     registered_ = true;
   }
-  absl::Status last_failure;
-  for (;;) {
-    absl::StatusOr<ReplicaPtr> replica = co_await AcquireReplica();
-    if (!replica.ok()) {
-      if (last_failure.ok()) co_return Failure(replica.status());
-      co_return Failure(
-          Annotate(replica.status(), absl::StrCat("last failure: ", last_failure.message())));
-    }
-    ++attempts_;
-    tried_.push_back(*replica);
-    AttemptResult attempt = co_await Attempt(**replica);
-    ReleaseReplica(**replica, attempt.outcome.replica_result);
-    InvokeOutcome outcome;
-    switch (attempt.outcome.kind) {
-      case Kind::kResult:
-        outcome.result = std::move(attempt.response.body);
-        co_return outcome;
-      case Kind::kFunctionError:
-        outcome.error = ParseFunctionError(attempt.response.body, attempt.response.function_error);
-        co_return outcome;
-      case Kind::kFail:
-        co_return Failure(cancelled_.value_or(attempt.outcome.status));
-      case Kind::kRetry:
-        break;
-    }
-    if (cancelled_) co_return Failure(*cancelled_);
-    const absl::Status& status = attempt.outcome.status;
-    if (attempts_ >= invocation_.max_attempts) {
-      co_return Failure(Annotate(status, absl::StrCat("after ", attempts_, " attempts")));
-    }
-    if (!TakeRetryBudget()) co_return Failure(Annotate(status, "retry budget exhausted"));
-    dispatcher_->metrics_->Retry(attempt.outcome.reason);
-    last_failure = status;
-    if (!co_await Backoff()) {
-      if (cancelled_) co_return Failure(*cancelled_);
-      co_return Failure(absl::DeadlineExceededError(
-          absl::StrCat("deadline exceeded before retrying; last failure: ", status.message())));
-    }
+  Acquire();
+}
+
+void HttpDispatcher::Call::Acquire() {
+  ReplicaPtr replica;
+  absl::Status refusal;
+  switch (Admit(replica, refusal)) {
+    case Admission::kPicked:
+      return Send(std::move(replica));
+    case Admission::kRefused:
+      return GiveUp(refusal);
+    case Admission::kQueued:
+      if (cold_ && dispatcher_->on_cold_call_) dispatcher_->on_cold_call_(function_->name);
+      return WaitInQueue();
   }
+}
+
+// Waits for a grant, a drop, a cancellation or the deadline. Wake-ups can be spurious (a grant's
+// wake may land after the call moved on), so the state decides, not the timer.
+void HttpDispatcher::Call::WaitInQueue() {
+  timer().expires_at(invocation_.deadline);
+  timer_->async_wait(
+      [self = shared_from_this()](boost::system::error_code) { self->OnQueueWake(); });
+}
+
+void HttpDispatcher::Call::OnQueueWake() {
+  bool leave = cancelled_.has_value() || SteadyClock::now() >= invocation_.deadline;
+  if (!leave) {
+    std::lock_guard lock(function_->mu);
+    leave = granted_ != nullptr || !dropped_.ok();
+  }
+  if (!leave) return WaitInQueue();
+  absl::Status dropped;
+  ReplicaPtr replica = LeaveQueue(dropped);
+  if (cancelled_) {
+    if (replica) ReleaseReplica(*replica, Balancer::Result::kNeutral);
+    return GiveUp(*cancelled_);
+  }
+  if (replica) return Send(std::move(replica));  // the round trip reports a passed deadline
+  if (!dropped.ok()) return GiveUp(dropped);
+  GiveUp(absl::DeadlineExceededError(
+      absl::StrCat("deadline exceeded waiting for a free replica of function ", function_->name)));
+}
+
+void HttpDispatcher::Call::GiveUp(const absl::Status& status) {
+  if (last_failure_.ok()) return Finish(Failure(status));
+  Finish(Failure(Annotate(status, absl::StrCat("last failure: ", last_failure_.message()))));
 }
 
 HttpDispatcher::Call::Admission HttpDispatcher::Call::Admit(ReplicaPtr& replica,
@@ -188,104 +178,119 @@ HttpDispatcher::Call::ReplicaPtr HttpDispatcher::Call::LeaveQueue(absl::Status& 
   return std::move(granted_);
 }
 
-HttpDispatcher::Call::Task<absl::StatusOr<HttpDispatcher::Call::ReplicaPtr>>
-HttpDispatcher::Call::AcquireReplica() {
-  ReplicaPtr replica;
-  absl::Status refusal;
-  switch (Admit(replica, refusal)) {
-    case Admission::kPicked:
-      co_return replica;
-    case Admission::kRefused:
-      co_return refusal;
-    case Admission::kQueued:
-      if (cold_ && dispatcher_->on_cold_call_) dispatcher_->on_cold_call_(function_->name);
+void HttpDispatcher::Call::Send(ReplicaPtr replica) {
+  ++attempts_;
+  tried_.push_back(replica);
+  pool_ = dispatcher_->Pool(replica->info.address, replica_concurrency_);
+  replica_ = std::move(replica);
+  Try();
+}
+
+void HttpDispatcher::Call::Try() {
+  if (cancelled_) {
+    return Attempted({Kind::kFail, RetryReason::kConnect, *cancelled_, Balancer::Result::kNeutral});
+  }
+  if (SteadyClock::now() >= invocation_.deadline) {
+    return Attempted({Kind::kFail, RetryReason::kConnect,
+                      absl::DeadlineExceededError(absl::StrCat(
+                          "deadline exceeded on the way to replica ", replica_->info.address)),
+                      Balancer::Result::kNeutral});
+  }
+  connection_ = pool_->TakeIdle(loop_index_);
+  if (connection_) return RoundTrip(/*reused=*/true);
+  Connect();
+}
+
+void HttpDispatcher::Call::Connect() {
+  pool_->Endpoint(loop(), [self = shared_from_this()](boost::system::error_code error,
+                                                      asio::ip::tcp::endpoint endpoint) {
+    Call& call = *self;
+    if (call.cancelled_) return call.Try();  // reported there
+    if (error) return call.Attempted(ConnectFailure(error, call.replica_->info.address));
+    call.connection_ = std::make_shared<TcpConnection>(
+        TcpSocket(call.loop()), call.replica_->info.address, call.dispatcher_->options_.http,
+        call.dispatcher_->deadlines_);
+    const auto deadline = std::min(call.invocation_.deadline,
+                                   SteadyClock::now() + call.dispatcher_->options_.connect_timeout);
+    call.connection_->Connect(
+        endpoint, deadline,
+        [self = std::move(self)](boost::system::error_code error) { self->OnConnected(error); });
+  });
+}
+
+void HttpDispatcher::Call::OnConnected(const boost::system::error_code& error) {
+  if (!error) return RoundTrip(/*reused=*/false);
+  connection_.reset();
+  // A cancellation or a passed deadline is reported by Try.
+  if (cancelled_ || SteadyClock::now() >= invocation_.deadline) return Try();
+  Attempted(ConnectFailure(error, replica_->info.address));
+}
+
+void HttpDispatcher::Call::RoundTrip(bool reused) {
+  // The replica counts its budget from arrival; a request that just made it gets 1 ms.
+  const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+      invocation_.deadline - SteadyClock::now());
+  WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix_);
+  connection_->RoundTrip("/invoke", invocation_.body_prefix, body_suffix_, invocation_.deadline,
+                         [self = shared_from_this(), reused](HttpResult response) {
+                           self->OnResponse(reused, std::move(response));
+                         });
+}
+
+void HttpDispatcher::Call::OnResponse(bool reused, HttpResult response) {
+  std::shared_ptr<TcpConnection> connection = std::move(connection_);
+  if (reused && !response.response_started && response.error == HttpError::kClosed) {
+    return Try();  // a keep-alive connection the replica had closed: not an attempt
+  }
+  pool_->Return(loop_index_, std::move(connection));
+  AttemptOutcome outcome = ClassifyAttempt(response, replica_->info.address);
+  if (response.error == HttpError::kAborted && cancelled_) outcome.status = *cancelled_;
+  Attempted(std::move(outcome), std::move(response));
+}
+
+void HttpDispatcher::Call::Attempted(AttemptOutcome attempt, HttpResult response) {
+  ReleaseReplica(*replica_, attempt.replica_result);
+  replica_ = nullptr;
+  pool_ = nullptr;
+  InvokeOutcome outcome;
+  switch (attempt.kind) {
+    case Kind::kResult:
+      outcome.result = std::move(response.body);
+      return Finish(std::move(outcome));
+    case Kind::kFunctionError:
+      outcome.error = ParseFunctionError(response.body, response.function_error);
+      return Finish(std::move(outcome));
+    case Kind::kFail:
+      return Finish(Failure(cancelled_.value_or(attempt.status)));
+    case Kind::kRetry:
       break;
   }
-  // Wait for a grant, a drop, a cancellation or the deadline. Wake-ups can be spurious (a grant's
-  // wake may land after the call moved on), so the state decides, not the timer.
-  for (;;) {
-    timer().expires_at(invocation_.deadline);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
-    bool leave = cancelled_.has_value() || SteadyClock::now() >= invocation_.deadline;
-    if (!leave) {
-      std::lock_guard lock(function_->mu);
-      leave = granted_ != nullptr || !dropped_.ok();
-    }
-    if (leave) break;
+  if (cancelled_) return Finish(Failure(*cancelled_));
+  const absl::Status& status = attempt.status;
+  if (attempts_ >= invocation_.max_attempts) {
+    return Finish(Failure(Annotate(status, absl::StrCat("after ", attempts_, " attempts"))));
   }
-  absl::Status dropped;
-  replica = LeaveQueue(dropped);
-  if (cancelled_) {
-    if (replica) ReleaseReplica(*replica, Balancer::Result::kNeutral);
-    co_return *cancelled_;
-  }
-  if (replica) co_return replica;  // the round trip reports a deadline that passed meanwhile
-  if (!dropped.ok()) co_return dropped;
-  co_return absl::DeadlineExceededError(
-      absl::StrCat("deadline exceeded waiting for a free replica of function ", function_->name));
-}
-
-HttpDispatcher::Call::Task<HttpDispatcher::Call::AttemptResult> HttpDispatcher::Call::Attempt(
-    const Balancer::Replica& replica) {
-  const std::string& address = replica.info.address;
-  std::shared_ptr<ConnectionPool> pool = dispatcher_->Pool(address, replica_concurrency_);
-  auto deadline_exceeded = [&] {
-    return AttemptResult{{Kind::kFail, RetryReason::kConnect,
-                          absl::DeadlineExceededError(
-                              absl::StrCat("deadline exceeded on the way to replica ", address)),
-                          Balancer::Result::kNeutral}};
-  };
-  for (;;) {
-    if (cancelled_) {
-      co_return AttemptResult{
-          {Kind::kFail, RetryReason::kConnect, *cancelled_, Balancer::Result::kNeutral}};
-    }
-    const auto now = SteadyClock::now();
-    if (now >= invocation_.deadline) co_return deadline_exceeded();
-    connection_ = pool->TakeIdle(loop_index_);
-    const bool reused = connection_ != nullptr;
-    if (!reused) {
-      auto [resolve_error, endpoint] = co_await pool->Endpoint();
-      if (cancelled_) continue;  // reported at the top of the loop
-      if (resolve_error) co_return AttemptResult{ConnectFailure(resolve_error, address)};
-      connection_ = std::make_shared<TcpConnection>(
-          TcpSocket(loop()), address, dispatcher_->options_.http, dispatcher_->deadlines_);
-      const auto connect_deadline =
-          std::min(invocation_.deadline, now + dispatcher_->options_.connect_timeout);
-      const auto error = co_await connection_->Connect(endpoint, connect_deadline);
-      if (error) {
-        connection_.reset();
-        if (cancelled_) continue;  // reported at the top of the loop
-        if (SteadyClock::now() >= invocation_.deadline) co_return deadline_exceeded();
-        co_return AttemptResult{ConnectFailure(error, address)};
-      }
-    }
-    // The replica counts its budget from arrival; a request that just made it gets 1 ms.
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-        invocation_.deadline - SteadyClock::now());
-    WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix_);
-    std::shared_ptr<TcpConnection> connection = connection_;
-    HttpResult response = co_await connection->RoundTrip("/invoke", invocation_.body_prefix,
-                                                         body_suffix_, invocation_.deadline);
-    connection_.reset();
-    if (reused && !response.response_started && response.error == HttpError::kClosed) {
-      continue;  // a keep-alive connection the replica had closed: not an attempt
-    }
-    pool->Return(loop_index_, std::move(connection));
-    AttemptOutcome outcome = ClassifyAttempt(response, address);
-    if (response.error == HttpError::kAborted && cancelled_) outcome.status = *cancelled_;
-    co_return AttemptResult{std::move(outcome), std::move(response)};
-  }
-}
-
-HttpDispatcher::Call::Task<bool> HttpDispatcher::Call::Backoff() {
+  if (!TakeRetryBudget()) return Finish(Failure(Annotate(status, "retry budget exhausted")));
+  dispatcher_->metrics_->Retry(attempt.reason);
+  last_failure_ = status;
   const auto delay = RetryBackoff(dispatcher_->options_.backoff, attempts_, ThreadRandom());
-  const auto until = std::min(SteadyClock::now() + delay, invocation_.deadline);
-  while (!cancelled_ && SteadyClock::now() < until) {
-    timer().expires_at(until);
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
+  backoff_until_ = std::min(SteadyClock::now() + delay, invocation_.deadline);
+  Backoff();
+}
+
+void HttpDispatcher::Call::Backoff() {
+  if (cancelled_ || SteadyClock::now() >= backoff_until_) return AfterBackoff();
+  timer().expires_at(backoff_until_);
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code) { self->Backoff(); });
+}
+
+void HttpDispatcher::Call::AfterBackoff() {
+  if (cancelled_) return Finish(Failure(*cancelled_));
+  if (SteadyClock::now() >= invocation_.deadline) {
+    return Finish(Failure(absl::DeadlineExceededError(absl::StrCat(
+        "deadline exceeded before retrying; last failure: ", last_failure_.message()))));
   }
-  co_return !cancelled_ && SteadyClock::now() < invocation_.deadline;
+  Acquire();
 }
 
 HttpDispatcher::Call::Timer& HttpDispatcher::Call::timer() {

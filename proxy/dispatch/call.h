@@ -1,8 +1,7 @@
-// Internal to HttpDispatcher: the state of one function, and one invocation in progress (a
-// coroutine on an event loop that picks replicas, queues, sends attempts and retries).
+// Internal to HttpDispatcher: the state of one function, and one invocation in progress (a chain
+// of handlers on an event loop that picks replicas, queues, sends attempts and retries).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <list>
 #include <memory>
@@ -63,23 +62,31 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   friend struct FunctionState;
   using ReplicaPtr = Balancer::ReplicaPtr;
   using TimePoint = std::chrono::steady_clock::time_point;
-  template <typename T>
-  using Task = boost::asio::awaitable<T, LoopExecutor>;
   using Timer = boost::asio::basic_waitable_timer<
       std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
   enum class Admission { kPicked, kQueued, kRefused };
-  struct AttemptResult {
-    AttemptOutcome outcome;
-    HttpResult response;
-  };
 
-  Task<void> Run();
-  Task<InvokeOutcome> Execute();
-  /// A replica slot, after a queue wait when every replica is busy.
-  Task<absl::StatusOr<ReplicaPtr>> AcquireReplica();
-  Task<AttemptResult> Attempt(const Balancer::Replica& replica);
-  /// Waits before the next attempt; false when the call was cancelled or the deadline passed.
-  Task<bool> Backoff();
+  // The steps, in the order they run; each ends by starting an asynchronous operation whose
+  // handler runs the next, or by calling the next itself.
+  void Begin();
+  // Takes a replica slot, or joins the queue when every replica is busy.
+  void Acquire();
+  void WaitInQueue();
+  void OnQueueWake();
+  // One attempt on `replica`.
+  void Send(ReplicaPtr replica);
+  // Takes a connection to the attempt's replica, idle or new, and sends the request on it.
+  void Try();
+  void Connect();
+  void OnConnected(const boost::system::error_code& error);
+  void RoundTrip(bool reused);
+  void OnResponse(bool reused, HttpResult response);
+  // The attempt is over: finishes the call, or retries after a backoff.
+  void Attempted(AttemptOutcome outcome, HttpResult response = {});
+  void Backoff();
+  void AfterBackoff();
+  // No replica for the next attempt: fails the call with `status` and the last failure, if any.
+  void GiveUp(const absl::Status& status);
 
   Admission Admit(ReplicaPtr& replica, absl::Status& refusal);
   ReplicaPtr LeaveQueue(absl::Status& dropped);
@@ -107,7 +114,11 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   int attempts_ = 0;
   bool registered_ = false;                    // in invocation_.group
   std::optional<absl::Status> cancelled_;      // why the call was cancelled
+  absl::Status last_failure_;                  // of the last attempt retried
+  ReplicaPtr replica_;                         // of the attempt in progress
+  std::shared_ptr<ConnectionPool> pool_;       // of replica_
   std::shared_ptr<TcpConnection> connection_;  // during a connect or round trip
+  TimePoint backoff_until_;
   std::string body_suffix_;
   // Replicas tried, in order; read under the function's mutex while queued.
   absl::InlinedVector<ReplicaPtr, 2> tried_;

@@ -81,22 +81,28 @@ void ConnectionPool::Close() {
   }
 }
 
-asio::awaitable<std::pair<boost::system::error_code, tcp::endpoint>, LoopExecutor>
-ConnectionPool::Endpoint() {
+void ConnectionPool::Endpoint(const LoopExecutor& loop, EndpointDone done) {
+  std::optional<tcp::endpoint> known;
   {
     std::lock_guard lock(mu_);
-    if (endpoint_) co_return std::pair{boost::system::error_code(), *endpoint_};
+    known = endpoint_;
   }
+  if (known) return std::move(done)(boost::system::error_code(), *known);
   auto [host, port] = SplitHostPort(address_);
-  asio::ip::basic_resolver<tcp, LoopExecutor> resolver(co_await asio::this_coro::executor);
-  auto [error, results] = co_await resolver.async_resolve(
-      host, port, asio::as_tuple(asio::use_awaitable_t<LoopExecutor>()));
-  if (error) co_return std::pair{error, tcp::endpoint()};
-  if (results.empty()) co_return std::pair{asio::error::host_not_found, tcp::endpoint()};
-  tcp::endpoint endpoint = results.begin()->endpoint();
-  std::lock_guard lock(mu_);
-  endpoint_ = endpoint;
-  co_return std::pair{boost::system::error_code(), endpoint};
+  auto resolver = std::make_shared<asio::ip::basic_resolver<tcp, LoopExecutor>>(loop);
+  resolver->async_resolve(
+      host, port,
+      [this, resolver, done = std::move(done)](
+          boost::system::error_code error, asio::ip::basic_resolver_results<tcp> results) mutable {
+        if (!error && results.empty()) error = asio::error::host_not_found;
+        if (error) return std::move(done)(error, tcp::endpoint());
+        tcp::endpoint endpoint = results.begin()->endpoint();
+        {
+          std::lock_guard lock(mu_);
+          endpoint_ = endpoint;
+        }
+        std::move(done)(error, endpoint);
+      });
 }
 
 bool IdleSocketUnusable(TcpSocket& socket) {

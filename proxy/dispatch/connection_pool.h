@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <mutex>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/http_client_connection.h"
 
@@ -54,11 +54,12 @@ class ConnectionPool {
   /// Closes the idle connections; later Returns close theirs too.
   void Close();
 
-  /// The replica's TCP endpoint: parsed from an IP address, or resolved once from a host name
-  /// (the resolver runs on the executor's thread pool; discovery normally gives IP addresses).
-  boost::asio::awaitable<std::pair<boost::system::error_code, boost::asio::ip::tcp::endpoint>,
-                         LoopExecutor>
-  Endpoint();
+  using EndpointDone =
+      absl::AnyInvocable<void(boost::system::error_code, boost::asio::ip::tcp::endpoint) &&>;
+  /// The replica's TCP endpoint: parsed from an IP address (`done` runs inline), or resolved once
+  /// from a host name on the resolver of `loop` (discovery normally gives IP addresses). The
+  /// pool must outlive `done`.
+  void Endpoint(const LoopExecutor& loop, EndpointDone done);
 
  private:
   const std::string address_;

@@ -4,11 +4,8 @@
 #pragma once
 
 #include <array>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,7 +17,9 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "proxy/dispatch/deadline_sweep.h"
 #include "proxy/dispatch/response_parser.h"
 
@@ -54,17 +53,17 @@ struct HttpClientOptions {
   uint32_t max_header_bytes = 16 << 10;
 };
 
-/// Must be owned by a std::shared_ptr (a deadline that passes keeps it alive until the stream is
-/// closed). Not thread-safe: one round trip at a time, and Abort() only from the executor that
-/// runs it. Deadlines are kept by `deadlines`, so they are met within one of its ticks.
+/// Must be owned by a std::shared_ptr (each pending operation keeps it alive). Not thread-safe:
+/// one round trip at a time, and Abort() only from the executor that runs it. Completions run on
+/// that executor, never inside the call that starts the operation. Deadlines are kept by
+/// `deadlines`, so they are met within one of its ticks.
 template <typename Stream>
 class HttpClientConnection : public std::enable_shared_from_this<HttpClientConnection<Stream>>,
                              private DeadlineSweep::Watched {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
-  using Executor = typename Stream::executor_type;
-  template <typename T>
-  using Task = boost::asio::awaitable<T, Executor>;
+  using RoundTripDone = absl::AnyInvocable<void(HttpResult) &&>;
+  using ConnectDone = absl::AnyInvocable<void(boost::system::error_code) &&>;
 
   /// `host` is sent as the Host header.
   HttpClientConnection(Stream stream, std::string host, const HttpClientOptions& options,
@@ -76,13 +75,14 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   ~HttpClientConnection() override { deadlines_->Unwatch(*this); }
 
   /// Sends `POST target` with the body `body_head` + `body_tail` (a fixed head goes out with a
-  /// per-request tail without being copied) and reads the response, all before `deadline`.
-  Task<HttpResult> RoundTrip(std::string_view target, std::string_view body_head,
-                             std::string_view body_tail, TimePoint deadline);
+  /// per-request tail without being copied; both must live until `done`) and reads the response,
+  /// all before `deadline`.
+  void RoundTrip(std::string_view target, std::string_view body_head, std::string_view body_tail,
+                 TimePoint deadline, RoundTripDone done);
 
   /// Opens the TCP connection before `deadline` (asio::error::timed_out when it passes first).
-  Task<boost::system::error_code> Connect(const boost::asio::ip::tcp::endpoint& endpoint,
-                                          TimePoint deadline);
+  void Connect(const boost::asio::ip::tcp::endpoint& endpoint, TimePoint deadline,
+               ConnectDone done);
 
   /// Closes the stream: a round trip or connect in progress ends with kAborted, and the
   /// connection is not reusable.
@@ -131,9 +131,14 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
     }
   }
 
-  // Reads until `parser` holds a whole response: what Beast's http::async_read does, without its
-  // layers of composed operations around each read.
-  Task<boost::system::error_code> ReadResponse(ResponseParser& parser);
+  // The request is out: reads the response, after the handlers already due (see RoundTrip).
+  void StartReading();
+  // Reads until the parser holds a whole response: what Beast's http::async_read does, without
+  // its layers of composed operations around each read.
+  void Read();
+  void OnRead(const boost::system::error_code& read_error, size_t read);
+  // Ends the round trip with `error` (none: the parser holds the response).
+  void Complete(const boost::system::error_code& error);
 
   HttpError ErrorKind(const boost::system::error_code& error) const;
 
@@ -143,6 +148,9 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   const HttpClientOptions options_;
   std::string head_;  // request line and header fields, reused
   boost::beast::flat_buffer buffer_;
+  // The round trip in progress.
+  std::optional<ResponseParser> parser_;  // once the request is written
+  RoundTripDone round_trip_done_;
   TimePoint last_used_{};
   bool reusable_ = false;
   bool timed_out_ = false;
@@ -150,15 +158,18 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 };
 
 template <typename Stream>
-boost::asio::awaitable<HttpResult, typename Stream::executor_type>
-HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_view body_head,
-                                        std::string_view body_tail, TimePoint deadline) {
+void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_view body_head,
+                                             std::string_view body_tail, TimePoint deadline,
+                                             RoundTripDone done) {
   namespace asio = boost::asio;
-  HttpResult result;
   reusable_ = false;
+  round_trip_done_ = std::move(done);
+  ArmDeadline(deadline);
   if (aborted_) {
-    result.error = HttpError::kAborted;
-    co_return result;
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->Complete(asio::error::operation_aborted);
+    });
+    return;
   }
   char length[24];
   auto length_end =
@@ -171,94 +182,119 @@ HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_vie
       asio::buffer(head_), asio::buffer(body_head.data(), body_head.size()),
       asio::buffer(body_tail.data(), body_tail.size())};
 
-  ArmDeadline(deadline);
   // Most requests fit in the socket's buffer: written now, without a trip through the reactor
   // (the socket is non-blocking); the rest, if any, when the socket takes it.
   boost::system::error_code error;
   const size_t written = stream_.write_some(request, error);
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
-  if (!error && written < asio::buffer_size(request)) {
-    boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(request);
-    rest.consume(written);
-    auto [write_error, ignored] = co_await asio::async_write(
-        stream_, rest, asio::as_tuple(asio::use_awaitable_t<Executor>()));
-    error = write_error;
+  if (error) {
+    asio::post(stream_.get_executor(),
+               [self = this->shared_from_this(), error] { self->Complete(error); });
+    return;
   }
-  std::optional<ResponseParser> parser;
-  if (!error) {
-    // The answer cannot be there yet, and Asio tries a read before it waits for readiness: read
-    // now, and that try finds the socket empty, one system call for nothing. The handlers
-    // already due run first; under load the answer has arrived by then and the try reads it.
-    co_await asio::post(stream_.get_executor(), asio::use_awaitable_t<Executor>());
-    parser.emplace(options_.max_response_bytes, options_.max_header_bytes);
-    error = co_await ReadResponse(*parser);
-    result.response_started = parser->got_some();
+  if (written == asio::buffer_size(request)) return StartReading();
+  boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(request);
+  rest.consume(written);
+  asio::async_write(stream_, rest,
+                    [self = this->shared_from_this()](boost::system::error_code error, size_t) {
+                      if (error) return self->Complete(error);
+                      self->StartReading();
+                    });
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::StartReading() {
+  parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
+  parser_->eager(true);
+  // The answer cannot be there yet, and Asio tries a read before it waits for readiness: read
+  // now, and that try finds the socket empty, one system call for nothing. The handlers already
+  // due run first; under load the answer has arrived by then and the try reads it.
+  boost::asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->Read(); });
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::Read() {
+  constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
+  stream_.async_read_some(
+      buffer_.prepare(kReadBytes),
+      [self = this->shared_from_this()](boost::system::error_code error, size_t read) {
+        self->OnRead(error, read);
+      });
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::OnRead(const boost::system::error_code& read_error,
+                                          size_t read) {
+  namespace http = boost::beast::http;
+  buffer_.commit(read);
+  boost::system::error_code error;
+  if (read_error == boost::asio::error::eof) {
+    // A response without a length ends with the connection; any other is cut short.
+    if (!parser_->got_some()) return Complete(http::error::end_of_stream);
+    parser_->put_eof(error);
+    return Complete(error);
   }
+  if (read_error) return Complete(read_error);
+  // Parses what the bytes hold; a header split across reads waits for the rest of it.
+  while (buffer_.size() > 0 && !parser_->is_done()) {
+    const size_t used = parser_->put(buffer_.data(), error);
+    buffer_.consume(used);
+    if (error == http::error::need_more || (!error && used == 0)) break;
+    if (error) return Complete(error);
+  }
+  if (parser_->is_done()) return Complete({});
+  Read();
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::Complete(const boost::system::error_code& error) {
+  HttpResult result;
+  result.response_started = parser_ && parser_->got_some();
   const bool timed_out = DisarmDeadline();
   last_used_ = std::chrono::steady_clock::now();
-
   if (error) {
     result.error = ErrorKind(error);
     result.detail = error;
-    buffer_.clear();
-    co_return result;
+  } else {
+    result.status = parser_->status();
+    result.function_error = parser_->function_error();
+    result.body = std::move(parser_->body());
+    // Bytes past the response mean the peer and this client disagree on framing: start afresh.
+    reusable_ = parser_->keep_alive() && !timed_out && !aborted_ && buffer_.size() == 0;
   }
-  result.status = parser->status();
-  result.function_error = parser->function_error();
-  result.body = std::move(parser->body());
-  // Bytes past the response mean the peer and this client disagree on framing: start afresh.
-  reusable_ = parser->keep_alive() && !timed_out && !aborted_ && buffer_.size() == 0;
   buffer_.clear();
-  co_return result;
+  parser_.reset();
+  // Not kept past the call: it may own the caller, which owns this connection.
+  RoundTripDone done = std::exchange(round_trip_done_, nullptr);
+  std::move(done)(std::move(result));
 }
 
 template <typename Stream>
-boost::asio::awaitable<boost::system::error_code, typename Stream::executor_type>
-HttpClientConnection<Stream>::ReadResponse(ResponseParser& parser) {
+void HttpClientConnection<Stream>::Connect(const boost::asio::ip::tcp::endpoint& endpoint,
+                                           TimePoint deadline, ConnectDone done) {
   namespace asio = boost::asio;
-  namespace http = boost::beast::http;
-  constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
-  parser.eager(true);
-  for (;;) {
-    auto [read_error, read] = co_await stream_.async_read_some(
-        buffer_.prepare(kReadBytes), asio::as_tuple(asio::use_awaitable_t<Executor>()));
-    buffer_.commit(read);
-    boost::system::error_code error;
-    if (read_error == asio::error::eof) {
-      // A response without a length ends with the connection; any other is cut short.
-      if (!parser.got_some()) co_return http::error::end_of_stream;
-      parser.put_eof(error);
-      co_return error;
-    }
-    if (read_error) co_return read_error;
-    // Parses what the bytes hold; a header split across reads waits for the rest of it.
-    while (buffer_.size() > 0 && !parser.is_done()) {
-      const size_t used = parser.put(buffer_.data(), error);
-      buffer_.consume(used);
-      if (error == http::error::need_more || (!error && used == 0)) break;
-      if (error) co_return error;
-    }
-    if (parser.is_done()) co_return boost::system::error_code();
-  }
-}
-
-template <typename Stream>
-boost::asio::awaitable<boost::system::error_code, typename Stream::executor_type>
-HttpClientConnection<Stream>::Connect(const boost::asio::ip::tcp::endpoint& endpoint,
-                                      TimePoint deadline) {
-  namespace asio = boost::asio;
-  if (aborted_) co_return asio::error::operation_aborted;
   ArmDeadline(deadline);
-  auto [error] =
-      co_await stream_.async_connect(endpoint, asio::as_tuple(asio::use_awaitable_t<Executor>()));
-  if (DisarmDeadline()) co_return asio::error::timed_out;
-  if (aborted_) co_return asio::error::operation_aborted;
-  if (!error) {
-    // Head and body go out in one write, but small responses must not wait for delayed ACKs.
-    stream_.set_option(asio::ip::tcp::no_delay(true), error);
+  if (aborted_) {
+    asio::post(stream_.get_executor(),
+               [self = this->shared_from_this(), done = std::move(done)]() mutable {
+                 self->DisarmDeadline();
+                 std::move(done)(asio::error::operation_aborted);
+               });
+    return;
   }
-  if (!error) stream_.non_blocking(true, error);  // see RoundTrip
-  co_return error;
+  stream_.async_connect(endpoint, [self = this->shared_from_this(), done = std::move(done)](
+                                      boost::system::error_code error) mutable {
+    if (self->DisarmDeadline()) {
+      error = asio::error::timed_out;
+    } else if (self->aborted_) {
+      error = asio::error::operation_aborted;
+    } else if (!error) {
+      // Head and body go out in one write, but small responses must not wait for delayed ACKs.
+      self->stream_.set_option(asio::ip::tcp::no_delay(true), error);
+      if (!error) self->stream_.non_blocking(true, error);  // see RoundTrip
+    }
+    std::move(done)(error);
+  });
 }
 
 template <typename Stream>

@@ -1,5 +1,5 @@
-// The Dispatcher over HTTP/1.1 keep-alive connections to replicas, on Boost.Asio: a C++20
-// coroutine per invocation, on the event loop that started it; per function a balancer, a bounded
+// The Dispatcher over HTTP/1.1 keep-alive connections to replicas, on Boost.Asio: a chain of
+// handlers per invocation, on the event loop that started it; per function a balancer, a bounded
 // queue and a retry budget; per replica a connection pool.
 #pragma once
 
