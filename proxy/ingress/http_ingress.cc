@@ -1,6 +1,5 @@
 #include "proxy/ingress/http_ingress.h"
 
-#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -219,26 +218,19 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
 
   void Respond(HttpAnswer answer) {
     keep_alive_ = keep_alive_ && !ingress_.Draining();
-    head_.clear();
-    AppendResponseHead(answer, parts_.version, keep_alive_, head_);
-    body_ = std::move(answer.body);
-    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(body_)};
+    // One buffer: the kernel takes one with less work than a vector of them (send, not sendmsg).
+    answer_.clear();
+    AppendResponseHead(answer, parts_.version, keep_alive_, answer_);
+    answer_.append(answer.body);
     // Most answers fit in the socket's buffer: written now, without a trip through the reactor.
     boost::system::error_code error;
-    const size_t written = socket_.write_some(buffers, error);
-    if (!error && written == head_.size() + body_.size()) return Written();
+    const size_t written = socket_.write_some(asio::buffer(answer_), error);
+    if (!error && written == answer_.size()) return Written();
     if (error && error != asio::error::would_block && error != asio::error::try_again) {
       return Linger();
     }
     deadline_ = SteadyClock::now() + idle_timeout_;
-    std::array<asio::const_buffer, 2> rest = buffers;
-    if (written < head_.size()) {
-      rest[0] = rest[0] + written;
-    } else {
-      rest[0] = asio::const_buffer();
-      rest[1] = rest[1] + (written - head_.size());
-    }
-    asio::async_write(socket_, rest,
+    asio::async_write(socket_, asio::buffer(answer_) + written,
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
                         if (error) return self->Linger();
                         self->Written();
@@ -246,7 +238,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   }
 
   void Written() {
-    if (body_.capacity() > kReadBytes) std::string().swap(body_);  // large results are not kept
+    if (answer_.capacity() > kReadBytes) std::string().swap(answer_);  // large ones are not kept
     if (!keep_alive_ || ingress_.Draining()) return Linger();
     if (buffer_.size() > 0) return NextRequest();  // pipelined
     // The client sends its next request once it has read this answer, so reading now would find
@@ -318,8 +310,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   InvokeBody invoke_;
   // Cancelled at shutdown only, so one serves every call of the connection.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
-  std::string head_;
-  std::string body_;
+  std::string answer_;  // the answer being written
   // Waiting for a request (rather than working on one).
   bool idle_ = true;
   bool keep_alive_ = false;
