@@ -227,19 +227,21 @@ void HttpDispatcher::Call::OnConnected(const boost::system::error_code& error) {
 }
 
 void HttpDispatcher::Call::RoundTrip(bool reused) {
+  reused_connection_ = reused;
   // The replica counts its budget from arrival; a request that just made it gets 1 ms.
   const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
       invocation_.deadline - SteadyClock::now());
-  WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix_);
-  connection_->RoundTrip("/invoke", invocation_.body_prefix, body_suffix_, invocation_.deadline,
-                         [self = shared_from_this(), reused](HttpResult response) {
-                           self->OnResponse(reused, std::move(response));
-                         });
+  // RoundTrip copies the body before it returns, so one buffer per loop serves every call.
+  thread_local std::string body_suffix;
+  WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix);
+  connection_->RoundTrip(
+      "/invoke", invocation_.body_prefix, body_suffix, invocation_.deadline,
+      [self = shared_from_this()](HttpResult response) { self->OnResponse(std::move(response)); });
 }
 
-void HttpDispatcher::Call::OnResponse(bool reused, HttpResult response) {
+void HttpDispatcher::Call::OnResponse(HttpResult response) {
   std::shared_ptr<TcpConnection> connection = std::move(connection_);
-  if (reused && !response.response_started && response.error == HttpError::kClosed) {
+  if (reused_connection_ && !response.response_started && response.error == HttpError::kClosed) {
     return Try();  // a keep-alive connection the replica had closed: not an attempt
   }
   pool_->Return(loop_index_, std::move(connection));

@@ -80,7 +80,7 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void Connect();
   void OnConnected(const boost::system::error_code& error);
   void RoundTrip(bool reused);
-  void OnResponse(bool reused, HttpResult response);
+  void OnResponse(HttpResult response);
   // The attempt is over: finishes the call, or retries after a backoff.
   void Attempted(AttemptOutcome outcome, HttpResult response = {});
   void Backoff();
@@ -118,8 +118,8 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   ReplicaPtr replica_;                         // of the attempt in progress
   std::shared_ptr<ConnectionPool> pool_;       // of replica_
   std::shared_ptr<TcpConnection> connection_;  // during a connect or round trip
+  bool reused_connection_ = false;             // connection_ was idle in the pool
   TimePoint backoff_until_;
-  std::string body_suffix_;
   // Replicas tried, in order; read under the function's mutex while queued.
   absl::InlinedVector<ReplicaPtr, 2> tried_;
   // The concurrency of the replica acquired last, read under the function's mutex: it bounds the

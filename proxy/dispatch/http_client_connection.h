@@ -73,7 +73,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   ~HttpClientConnection() override { deadlines_->Unwatch(*this); }
 
   /// Sends `POST target` with the body `body_head` + `body_tail` (a fixed head and a per-request
-  /// tail) and reads the response, all before `deadline`.
+  /// tail, both copied before RoundTrip returns) and reads the response, all before `deadline`.
   void RoundTrip(std::string_view target, std::string_view body_head, std::string_view body_tail,
                  TimePoint deadline, RoundTripDone done);
 
