@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/log.h"
@@ -192,6 +193,9 @@ absl::Status Run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   eofaas::common::BlockShutdownSignals();
+  // Debian's Abseil is built in debug mode, where every Mutex lock also looks itself up in a
+  // process-wide lock graph; a release build does not, and neither does the proxy.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::Status status = eofaas::proxy::Run(argc, argv);
   if (!status.ok()) {
     eofaas::common::LogError("eofaas-proxy: ", status.ToString());

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <array>
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,15 @@ void AppendInt64Field(std::string_view name, int64_t value, std::string& out) {
   out.push_back('"');
 }
 
+// The bytes AppendJsonString escapes, like protobuf: control characters, quote, backslash, DEL,
+// and '<' '>' (HTML safety). Other UTF-8 passes through, which JSON allows.
+constexpr std::array<bool, 256> kEscaped = [] {
+  std::array<bool, 256> escaped{};
+  for (int c = 0; c < 0x20; ++c) escaped[c] = true;
+  for (unsigned char c : {'"', '\\', '<', '>', '\x7f'}) escaped[c] = true;
+  return escaped;
+}();
+
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
@@ -30,9 +40,7 @@ void AppendJsonString(std::string_view text, std::string& out) {
   size_t plain = 0;  // start of the run of characters copied as they are
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    // Like protobuf: control characters, quote, backslash, DEL, and '<' '>' (HTML safety).
-    // Other UTF-8 passes through, which JSON allows.
-    if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != 0x7f) continue;
+    if (!kEscaped[c]) continue;
     out.append(text.data() + plain, i - plain);
     plain = i + 1;
     switch (c) {
