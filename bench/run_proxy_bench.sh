@@ -5,7 +5,8 @@
 # Invoke rate, and a 1,000,000-cursor Map (a 1 MB file, chunk_bytes 1) with the proxy's memory
 # sampled meanwhile.
 #
-# HTTP rows (requests/s, p50, p99 from wrk's latency histogram, via bench/template_bench.lua):
+# HTTP rows (requests/s, p50, p99 from wrk's latency histogram, via bench/template_bench.lua;
+# each the median of R rounds in which the rows take turns, every round's requests/s printed):
 # - direct:      wrk POSTs a replica envelope to one replica's /invoke (wrk -t1 has one target);
 #                the ceiling of what a single replica answers, not a proxy;
 # - eofaas-proxy POST /v1/functions/echo:invoke {"cursor": {...}, "args": {}} on its HTTP ingress
@@ -19,17 +20,18 @@
 #                the cost of the hop.
 # Fairness on a 2-core machine: the server under test (the proxy, nginx, haproxy, each with all
 # its threads or processes; the replica in the direct row) runs alone on CPU 1, wrk and the
-# replicas share CPU 0; every row likewise. Each row gets a 2 s warm-up (connections opened, not
-# counted). The gRPC figures keep that split: the proxy on CPU 1, proxy_bench and the replicas on
-# CPU 0. With fewer than 2 CPUs nothing is pinned. Other load on the machine skews every row:
-# run it on a quiet one.
+# replicas share CPU 0; every row likewise. Each row gets a 2 s warm-up before its first round
+# (connections opened, not counted). The gRPC figures keep that split: the proxy on CPU 1,
+# proxy_bench and the replicas on CPU 0. With fewer than 2 CPUs nothing is pinned. Other load on
+# the machine skews the figures: the rounds spread a slow spell over every row, and their spread
+# shows how quiet the machine was.
 #
 # Targets: HTTP ingress ≥ 1.1× haproxy's requests/s with a p99 no worse than haproxy's; Map
 # ≥ 100,000 cursors/s; proxy RSS ≤ 64 MiB during the 1M-cursor Map (peak of VmRSS sampled every
 # 10 ms; VmHWM, the peak over the proxy's whole life, is printed too).
 #
-# Usage: bench/run_proxy_bench.sh [--duration SECONDS (10)] [--connections N (64)]
-#                                 [--replicas K (2)] [--no-build]
+# Usage: bench/run_proxy_bench.sh [--duration SECONDS (10)] [--rounds R (3)]
+#                                 [--connections N (64)] [--replicas K (2)] [--no-build]
 # EOFAAS_BUILD_DIR names the build directory the binaries come from (default build, the one
 # scripts/build.sh builds; another one is expected to be built already: use --no-build).
 # Exits non-zero when a row fails or a target is missed. Logs and configs are kept in the
@@ -38,16 +40,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=10
+rounds=3
 connections=64
 replica_count=2
 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --replicas) replica_count=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    *) echo "usage: $0 [--duration S] [--connections N] [--replicas K] [--no-build]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration S] [--rounds R] [--connections N] [--replicas K] [--no-build]" >&2
+       exit 2 ;;
   esac
 done
 
@@ -223,50 +228,71 @@ wait_port "$haproxy_port" haproxy "$tmp/haproxy.log"
 cursor="{\"uri\": \"file://$data\", \"offset\": 0, \"length\": 100}"
 ingress_body="{\"cursor\": $cursor, \"args\": {}}"
 envelope="{\"id\": \"bench\", \"cursor\": $cursor, \"args\": {}, \"deadline_ms\": 60000, \"attempt\": 1}"
-declare -A rps p99
-missed=0
-
-echo "HTTP: wrk -t1 -c$connections -d${duration}s, $replica_count echo replicas; requests/s, p50, p99"
-# row NAME URL BODY: one wrk run after a warm-up, printed as one line; rps[NAME] and p99[NAME]
-# (microseconds) are set when every response was a 200.
-row() {
-  local name=$1 url=$2 body=$3 answer
-  answer=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-    --data-binary "$body" "$url") || true
-  if [ "$answer" != 200 ]; then
-    printf '%-14s failed: HTTP %s: %s\n' "$name" "$answer" \
-      "$(curl -s -H 'Content-Type: application/json' --data-binary "$body" "$url" | head -c 200)"
-    failed=1
-    return
+echo "HTTP: wrk -t1 -c$connections -d${duration}s, $replica_count echo replicas, $rounds interleaved rounds;" \
+  "median requests/s, p50, p99"
+declare -A samples  # NAME -> "rps p50_us p99_us" lines, one per round
+# measure NAME URL BODY: one wrk run (after a warm-up in the first round), added to samples[NAME]
+# when every response was a 200; a failed row is reported and measured no more.
+measure() {
+  local name=$1 url=$2 body=$3 answer out requests micros errors non_2xx p50_us p99_us
+  [ "${broken[$name]:-0}" = 0 ] || return 0
+  if [ -z "${samples[$name]:-}" ]; then
+    answer=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+      --data-binary "$body" "$url") || true
+    if [ "$answer" != 200 ]; then
+      printf '%-14s failed: HTTP %s: %s\n' "$name" "$answer" \
+        "$(curl -s -H 'Content-Type: application/json' --data-binary "$body" "$url" | head -c 200)"
+      broken[$name]=1
+      failed=1
+      return
+    fi
+    EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d2s \
+      -s bench/template_bench.lua "$url" >/dev/null
   fi
-  EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d2s \
-    -s bench/template_bench.lua "$url" >/dev/null
-  local out requests micros errors non_2xx p50_us p99_us
   out=$(EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d"${duration}s" \
     -s bench/template_bench.lua "$url" | grep '^TEMPLATE_BENCH ')
   read -r _ requests micros errors non_2xx p50_us p99_us _ <<<"$out"
-  awk -v n="$name" -v r="$requests" -v t="$micros" -v a="$p50_us" -v b="$p99_us" \
-    'BEGIN { printf "%-14s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms", n, r * 1e6 / t, a / 1e3, b / 1e3 }'
   if [ "$errors" != 0 ] || [ "$non_2xx" != 0 ]; then
-    echo "   ($errors transport errors, $non_2xx non-2xx: not counted)"
+    printf '%-14s %s transport errors, %s non-2xx in a round: not counted\n' "$name" "$errors" \
+      "$non_2xx"
+    broken[$name]=1
     failed=1
     return
   fi
-  echo
-  rps[$name]=$((requests * 1000000 / micros))
-  p99[$name]=$p99_us
+  samples[$name]+="$((requests * 1000000 / micros)) $p50_us $p99_us"$'\n'
+}
+# median COLUMN NAME: the median of one column (1 rps, 2 p50, 3 p99) over NAME's rounds.
+median() {
+  printf '%s' "${samples[$2]}" | awk -v c="$1" '{ print $c }' | sort -n |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-[ "${#load[@]}" = 0 ] || taskset -pc 1 "${replica_pids[0]}" >/dev/null  # the server under test
-row direct "http://${replica_addresses[0]}/invoke" "$envelope"
-[ "${#load[@]}" = 0 ] || taskset -pc 0 "${replica_pids[0]}" >/dev/null
-if [ "$has_http_ingress" = 1 ]; then
-  row eofaas-proxy "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
-else
-  printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
-fi
-row nginx "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
-row haproxy "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
+declare -A broken
+names=(direct)
+[ "$has_http_ingress" = 1 ] && names+=(eofaas-proxy)
+names+=(nginx haproxy)
+# Rows take turns, so that a slow spell of the machine falls on every row rather than on one.
+for _ in $(seq "$rounds"); do
+  [ "${#load[@]}" = 0 ] || taskset -pc 1 "${replica_pids[0]}" >/dev/null  # the server under test
+  measure direct "http://${replica_addresses[0]}/invoke" "$envelope"
+  [ "${#load[@]}" = 0 ] || taskset -pc 0 "${replica_pids[0]}" >/dev/null
+  if [ "$has_http_ingress" = 1 ]; then
+    measure eofaas-proxy "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
+  fi
+  measure nginx "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
+  measure haproxy "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
+done
+[ "$has_http_ingress" = 1 ] || printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
+declare -A rps p99
+for name in "${names[@]}"; do
+  [ "${broken[$name]:-0}" = 0 ] && [ -n "${samples[$name]:-}" ] || continue
+  rps[$name]=$(median 1 "$name")
+  p99[$name]=$(median 3 "$name")
+  awk -v n="$name" -v r="${rps[$name]}" -v a="$(median 2 "$name")" -v b="${p99[$name]}" \
+    -v all="$(printf '%s' "${samples[$name]}" | awk '{ printf "%s%d", (NR > 1 ? " " : ""), $1 }')" \
+    'BEGIN { printf "%-14s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   (rounds: %s)\n", n, r, a / 1e3, b / 1e3, all }'
+done
+missed=0
 
 if [ -n "${rps[eofaas-proxy]:-}" ] && [ -n "${rps[haproxy]:-}" ]; then
   if awk -v p="${rps[eofaas-proxy]}" -v h="${rps[haproxy]}" -v pl="${p99[eofaas-proxy]}" \
