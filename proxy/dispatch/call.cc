@@ -190,14 +190,15 @@ void HttpDispatcher::Call::Try() {
   if (cancelled_) {
     return Attempted({Kind::kFail, RetryReason::kConnect, *cancelled_, Balancer::Result::kNeutral});
   }
-  if (SteadyClock::now() >= invocation_.deadline) {
+  const TimePoint now = SteadyClock::now();
+  if (now >= invocation_.deadline) {
     return Attempted({Kind::kFail, RetryReason::kConnect,
                       absl::DeadlineExceededError(absl::StrCat(
                           "deadline exceeded on the way to replica ", replica_->info.address)),
                       Balancer::Result::kNeutral});
   }
-  connection_ = pool_->TakeIdle(loop_index_);
-  if (connection_) return RoundTrip(/*reused=*/true);
+  connection_ = pool_->TakeIdle(loop_index_, now);
+  if (connection_) return RoundTrip(/*reused=*/true, now);
   Connect();
 }
 
@@ -219,18 +220,18 @@ void HttpDispatcher::Call::Connect() {
 }
 
 void HttpDispatcher::Call::OnConnected(const boost::system::error_code& error) {
-  if (!error) return RoundTrip(/*reused=*/false);
+  if (!error) return RoundTrip(/*reused=*/false, SteadyClock::now());
   connection_.reset();
   // A cancellation or a passed deadline is reported by Try.
   if (cancelled_ || SteadyClock::now() >= invocation_.deadline) return Try();
   Attempted(ConnectFailure(error, replica_->info.address));
 }
 
-void HttpDispatcher::Call::RoundTrip(bool reused) {
+void HttpDispatcher::Call::RoundTrip(bool reused, TimePoint now) {
   reused_connection_ = reused;
   // The replica counts its budget from arrival; a request that just made it gets 1 ms.
-  const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-      invocation_.deadline - SteadyClock::now());
+  const auto remaining =
+      std::chrono::duration_cast<std::chrono::milliseconds>(invocation_.deadline - now);
   // RoundTrip copies the body before it returns, so one buffer per loop serves every call.
   thread_local std::string body_suffix;
   WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix);

@@ -79,7 +79,8 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void Try();
   void Connect();
   void OnConnected(const boost::system::error_code& error);
-  void RoundTrip(bool reused);
+  // Sends the request on connection_; `now` is the time of the last deadline check.
+  void RoundTrip(bool reused, TimePoint now);
   void OnResponse(HttpResult response);
   // The attempt is over: finishes the call, or retries after a backoff.
   void Attempted(AttemptOutcome outcome, HttpResult response = {});

@@ -39,12 +39,12 @@ ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loop
 
 ConnectionPool::~ConnectionPool() { Close(); }
 
-std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop) {
+std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop,
+                                                        std::chrono::steady_clock::time_point now) {
   // A connection used a moment ago is not checked: the peer has just answered on it, the check
   // costs a system call, and the dispatcher sends a request that fails before any response byte
   // again on a fresh connection anyway. Idle-timeout closes happen to connections idle for long.
   constexpr auto kCheckAfter = std::chrono::milliseconds(50);
-  const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];
   while (!idle.empty()) {

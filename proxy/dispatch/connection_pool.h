@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,9 +44,9 @@ class ConnectionPool {
     max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
   }
 
-  /// An idle connection of `loop`, or null. Connections idle for a while are checked first, and
-  /// dropped here when the peer has closed them.
-  std::shared_ptr<TcpConnection> TakeIdle(size_t loop);
+  /// An idle connection of `loop`, or null. Connections idle for a while before `now` are
+  /// checked first, and dropped here when the peer has closed them.
+  std::shared_ptr<TcpConnection> TakeIdle(size_t loop, std::chrono::steady_clock::time_point now);
 
   /// Keeps `connection`, opened on `loop`, for a later request when it is reusable, the pool is
   /// open and below its bound; closes it otherwise.
