@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "proxy/dispatch/http_dispatcher.h"
 
 namespace eofaas::proxy {
