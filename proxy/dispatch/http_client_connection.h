@@ -128,7 +128,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
     }
   }
 
-  // The request is out: reads the response, after the handlers already due (see RoundTrip).
+  // The request is out: reads the response, after the handlers already due.
   void StartReading();
   // Reads until the parser holds a whole response: what Beast's http::async_read does, without
   // its layers of composed operations around each read.

@@ -1,5 +1,6 @@
 #include "proxy/ingress/http_ingress.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -8,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
@@ -218,19 +220,29 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
 
   void Respond(HttpAnswer answer) {
     keep_alive_ = keep_alive_ && !ingress_.Draining();
-    // One buffer: the kernel takes one with less work than a vector of them (send, not sendmsg).
     answer_.clear();
     AppendResponseHead(answer, parts_.version, keep_alive_, answer_);
-    answer_.append(answer.body);
+    // A small body joins the head: one buffer is one send, which costs the kernel less than a
+    // sendmsg of two. A large one is written from where it is rather than copied.
+    if (answer.body.size() <= kReadBytes) {
+      answer_.append(answer.body);
+    } else {
+      large_body_ = std::move(answer.body);
+    }
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(answer_),
+                                                       asio::buffer(large_body_)};
     // Most answers fit in the socket's buffer: written now, without a trip through the reactor.
     boost::system::error_code error;
-    const size_t written = socket_.write_some(asio::buffer(answer_), error);
-    if (!error && written == answer_.size()) return Written();
+    const size_t written = large_body_.empty() ? socket_.write_some(buffers[0], error)
+                                               : socket_.write_some(buffers, error);
+    if (!error && written == answer_.size() + large_body_.size()) return Written();
     if (error && error != asio::error::would_block && error != asio::error::try_again) {
       return Linger();
     }
     deadline_ = SteadyClock::now() + idle_timeout_;
-    asio::async_write(socket_, asio::buffer(answer_) + written,
+    beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(buffers);
+    rest.consume(written);
+    asio::async_write(socket_, rest,
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
                         if (error) return self->Linger();
                         self->Written();
@@ -238,7 +250,9 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   }
 
   void Written() {
-    if (answer_.capacity() > kReadBytes) std::string().swap(answer_);  // large ones are not kept
+    // Large buffers are not kept from one answer to the next.
+    if (answer_.capacity() > kReadBytes) std::string().swap(answer_);
+    std::string().swap(large_body_);
     if (!keep_alive_ || ingress_.Draining()) return Linger();
     if (buffer_.size() > 0) return NextRequest();  // pipelined
     // The client sends its next request once it has read this answer, so reading now would find
@@ -310,7 +324,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   InvokeBody invoke_;
   // Cancelled at shutdown only, so one serves every call of the connection.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
-  std::string answer_;  // the answer being written
+  std::string answer_;      // the answer being written: head and small body
+  std::string large_body_;  // or its body, when large
   // Waiting for a request (rather than working on one).
   bool idle_ = true;
   bool keep_alive_ = false;

@@ -184,6 +184,24 @@ TEST_F(HttpIngressTest, InvokesOverKeepAliveConnections) {
       << metrics->body;
 }
 
+TEST_F(HttpIngressTest, LargeResultsArriveWholeAndTheConnectionStaysUsable) {
+  // Larger than what the ingress copies next to the answer's head, and than one socket write.
+  std::string large;
+  for (int i = 0; large.size() < 120'000; ++i) absl::StrAppend(&large, "line ", i, "\n");
+  auto replica = StartFault("large", {"FAULT_BODY=" + large});
+  ASSERT_NE(replica, nullptr);
+  StartProxy({{"large", {replica->address() + ":2"}}});
+  Connection connection(proxy_->http_address());
+
+  for (int round = 0; round < 2; ++round) {
+    Answer answer = connection.Send("POST", "/v1/functions/large:invoke", InvokeBody(kScene));
+    EXPECT_EQ(answer.status, 200) << round;
+    EXPECT_EQ(answer.body.size(), large.size()) << round;
+    EXPECT_TRUE(answer.body == large) << round;
+    EXPECT_TRUE(answer.keep_alive) << round;
+  }
+}
+
 TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
   auto replica = StartLinecount();
   ASSERT_NE(replica, nullptr);
