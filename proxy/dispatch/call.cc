@@ -232,7 +232,7 @@ void HttpDispatcher::Call::RoundTrip(bool reused, TimePoint now) {
   // The replica counts its budget from arrival; a request that just made it gets 1 ms.
   const auto remaining =
       std::chrono::duration_cast<std::chrono::milliseconds>(invocation_.deadline - now);
-  // RoundTrip copies the body before it returns, so one buffer per loop serves every call.
+  // RoundTrip copies the tail before it returns, so one buffer per loop serves every call.
   thread_local std::string body_suffix;
   WriteInvokeBodySuffix(std::max<int64_t>(remaining.count(), 1), attempts_, body_suffix);
   connection_->RoundTrip(

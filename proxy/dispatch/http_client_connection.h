@@ -3,9 +3,11 @@
 // stream (beast::test::stream); production uses a TCP socket.
 #pragma once
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <charconv>
@@ -72,8 +74,9 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
         options_(options) {}
   ~HttpClientConnection() override { deadlines_->Unwatch(*this); }
 
-  /// Sends `POST target` with the body `body_head` + `body_tail` (a fixed head and a per-request
-  /// tail, both copied before RoundTrip returns) and reads the response, all before `deadline`.
+  /// Sends `POST target` with the body `body_head` + `body_tail` and reads the response, all
+  /// before `deadline`. `body_head` (the fixed part) must live until `done`; `body_tail` (the
+  /// part of one attempt) is copied before RoundTrip returns.
   void RoundTrip(std::string_view target, std::string_view body_head, std::string_view body_tail,
                  TimePoint deadline, RoundTripDone done);
 
@@ -144,7 +147,10 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   const std::string host_;
   const HttpClientOptions options_;
   static constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
-  std::string request_;                           // the request being sent, reused
+  // The request being sent: head and small body, or head, large body head and tail.
+  std::string request_;
+  std::string_view large_body_head_;
+  std::string body_tail_;
   boost::beast::flat_buffer buffer_;
   // The round trip in progress.
   std::optional<ResponseParser> parser_;  // once the request is written
@@ -177,20 +183,35 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   request_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_);
   request_.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   request_.append(length, length_end).append("\r\n\r\n");
-  request_.append(body_head).append(body_tail);
+  // A small body joins the head: one buffer is one send, which costs the kernel less than a
+  // sendmsg of several. A large one (large args) is written from where it is rather than copied.
+  large_body_head_ = {};
+  body_tail_.clear();
+  if (body_head.size() <= kReadBytes) {
+    request_.append(body_head).append(body_tail);
+  } else {
+    large_body_head_ = body_head;
+    body_tail_.assign(body_tail);
+  }
+  const std::array<asio::const_buffer, 3> buffers = {
+      asio::buffer(request_), asio::buffer(large_body_head_.data(), large_body_head_.size()),
+      asio::buffer(body_tail_)};
 
   // Most requests fit in the socket's buffer: written now, without a trip through the reactor
   // (the socket is non-blocking); the rest, if any, when the socket takes it.
   boost::system::error_code error;
-  const size_t written = stream_.write_some(asio::buffer(request_), error);
+  const size_t written = large_body_head_.empty() ? stream_.write_some(buffers[0], error)
+                                                  : stream_.write_some(buffers, error);
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
   if (error) {
     asio::post(stream_.get_executor(),
                [self = this->shared_from_this(), error] { self->Complete(error); });
     return;
   }
-  if (written == request_.size()) return StartReading();
-  asio::async_write(stream_, asio::buffer(request_) + written,
+  if (written == asio::buffer_size(buffers)) return StartReading();
+  boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(buffers);
+  rest.consume(written);
+  asio::async_write(stream_, rest,
                     [self = this->shared_from_this()](boost::system::error_code error, size_t) {
                       if (error) return self->Complete(error);
                       self->StartReading();
@@ -258,6 +279,7 @@ void HttpClientConnection<Stream>::Complete(const boost::system::error_code& err
   }
   buffer_.clear();
   parser_.reset();
+  large_body_head_ = {};
   if (request_.capacity() > kReadBytes) std::string().swap(request_);  // large ones are not kept
   // Not kept past the call: it may own the caller, which owns this connection.
   RoundTripDone done = std::exchange(round_trip_done_, nullptr);

@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 
+#include "absl/strings/str_cat.h"
+
 namespace eofaas::proxy {
 namespace {
 
@@ -22,10 +24,11 @@ class HttpClientConnectionTest : public ::testing::Test {
                                                std::make_shared<DeadlineSweep>(io_.get_executor()));
   }
 
-  HttpResult RoundTrip(std::chrono::milliseconds timeout = 2000ms) {
+  HttpResult RoundTrip(std::chrono::milliseconds timeout = 2000ms,
+                       std::string_view body_head = R"({"id":"1")") {
     HttpResult result;
     bool done = false;
-    connection_->RoundTrip("/invoke", R"({"id":"1")", R"(,"attempt":1})",
+    connection_->RoundTrip("/invoke", body_head, R"(,"attempt":1})",
                            std::chrono::steady_clock::now() + timeout, [&](HttpResult r) {
                              result = std::move(r);
                              done = true;
@@ -61,6 +64,23 @@ TEST_F(HttpClientConnectionTest, SendsOnePostAndReadsTheResult) {
   EXPECT_EQ(Received(),
             "POST /invoke HTTP/1.1\r\nHost: replica:8080\r\nContent-Type: application/json\r\n"
             "Content-Length: 22\r\n\r\n{\"id\":\"1\",\"attempt\":1}");
+}
+
+TEST_F(HttpClientConnectionTest, ALargeBodyGoesOutWholeInPieces) {
+  // Larger than the body the connection copies next to the head, through a stream that takes
+  // 1000 bytes per write.
+  const std::string head = absl::StrCat(R"({"id":"1","args":")", std::string(40'000, 'x'), "\"");
+  connection_->stream().write_size(1000);
+  for (int i = 0; i < 2; ++i) {
+    connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    HttpResult result = RoundTrip(2000ms, head);
+    EXPECT_EQ(result.error, HttpError::kNone);
+    EXPECT_EQ(result.body, "ok");
+    const std::string body = head + R"(,"attempt":1})";
+    EXPECT_EQ(Received(), absl::StrCat("POST /invoke HTTP/1.1\r\nHost: replica:8080\r\n"
+                                       "Content-Type: application/json\r\nContent-Length: ",
+                                       body.size(), "\r\n\r\n", body));
+  }
 }
 
 TEST_F(HttpClientConnectionTest, KeepAliveCarriesTheNextRequest) {
