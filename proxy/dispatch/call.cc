@@ -180,9 +180,8 @@ HttpDispatcher::Call::ReplicaPtr HttpDispatcher::Call::LeaveQueue(absl::Status& 
 
 void HttpDispatcher::Call::Send(ReplicaPtr replica) {
   ++attempts_;
-  tried_.push_back(replica);
   pool_ = dispatcher_->Pool(replica->info.address, replica_concurrency_);
-  replica_ = std::move(replica);
+  tried_.push_back(std::move(replica));
   Try();
 }
 
@@ -193,8 +192,8 @@ void HttpDispatcher::Call::Try() {
   const TimePoint now = SteadyClock::now();
   if (now >= invocation_.deadline) {
     return Attempted({Kind::kFail, RetryReason::kConnect,
-                      absl::DeadlineExceededError(absl::StrCat(
-                          "deadline exceeded on the way to replica ", replica_->info.address)),
+                      absl::DeadlineExceededError(
+                          absl::StrCat("deadline exceeded on the way to replica ", address())),
                       Balancer::Result::kNeutral});
   }
   connection_ = pool_->TakeIdle(loop_index_, now);
@@ -205,18 +204,21 @@ void HttpDispatcher::Call::Try() {
 void HttpDispatcher::Call::Connect() {
   pool_->Endpoint(loop(), [self = shared_from_this()](boost::system::error_code error,
                                                       asio::ip::tcp::endpoint endpoint) {
-    Call& call = *self;
-    if (call.cancelled_) return call.Try();  // reported there
-    if (error) return call.Attempted(ConnectFailure(error, call.replica_->info.address));
-    call.connection_ = std::make_shared<TcpConnection>(
-        TcpSocket(call.loop()), call.replica_->info.address, call.dispatcher_->options_.http,
-        call.dispatcher_->deadlines_);
-    const auto deadline = std::min(call.invocation_.deadline,
-                                   SteadyClock::now() + call.dispatcher_->options_.connect_timeout);
-    call.connection_->Connect(
-        endpoint, deadline,
-        [self = std::move(self)](boost::system::error_code error) { self->OnConnected(error); });
+    self->OnEndpoint(error, endpoint);
   });
+}
+
+void HttpDispatcher::Call::OnEndpoint(const boost::system::error_code& error,
+                                      const asio::ip::tcp::endpoint& endpoint) {
+  if (cancelled_) return Try();  // reported there
+  if (error) return Attempted(ConnectFailure(error, address()));
+  connection_ = std::make_shared<TcpConnection>(
+      TcpSocket(loop()), address(), dispatcher_->options_.http, dispatcher_->deadlines_);
+  const auto deadline =
+      std::min(invocation_.deadline, SteadyClock::now() + dispatcher_->options_.connect_timeout);
+  connection_->Connect(
+      endpoint, deadline,
+      [self = shared_from_this()](boost::system::error_code error) { self->OnConnected(error); });
 }
 
 void HttpDispatcher::Call::OnConnected(const boost::system::error_code& error) {
@@ -224,7 +226,7 @@ void HttpDispatcher::Call::OnConnected(const boost::system::error_code& error) {
   connection_.reset();
   // A cancellation or a passed deadline is reported by Try.
   if (cancelled_ || SteadyClock::now() >= invocation_.deadline) return Try();
-  Attempted(ConnectFailure(error, replica_->info.address));
+  Attempted(ConnectFailure(error, address()));
 }
 
 void HttpDispatcher::Call::RoundTrip(bool reused, TimePoint now) {
@@ -246,14 +248,13 @@ void HttpDispatcher::Call::OnResponse(HttpResult response) {
     return Try();  // a keep-alive connection the replica had closed: not an attempt
   }
   pool_->Return(loop_index_, std::move(connection));
-  AttemptOutcome outcome = ClassifyAttempt(response, replica_->info.address);
+  AttemptOutcome outcome = ClassifyAttempt(response, address());
   if (response.error == HttpError::kAborted && cancelled_) outcome.status = *cancelled_;
   Attempted(std::move(outcome), std::move(response));
 }
 
 void HttpDispatcher::Call::Attempted(AttemptOutcome attempt, HttpResult response) {
-  ReleaseReplica(*replica_, attempt.replica_result);
-  replica_ = nullptr;
+  ReleaseReplica(*tried_.back(), attempt.replica_result);
   pool_ = nullptr;
   InvokeOutcome outcome;
   switch (attempt.kind) {

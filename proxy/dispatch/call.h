@@ -73,11 +73,13 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void Acquire();
   void WaitInQueue();
   void OnQueueWake();
-  // One attempt on `replica`.
+  // One attempt on `replica`, which joins tried_ (its last entry is the attempt's replica).
   void Send(ReplicaPtr replica);
   // Takes a connection to the attempt's replica, idle or new, and sends the request on it.
   void Try();
   void Connect();
+  void OnEndpoint(const boost::system::error_code& error,
+                  const boost::asio::ip::tcp::endpoint& endpoint);
   void OnConnected(const boost::system::error_code& error);
   // Sends the request on connection_; `now` is the time of the last deadline check.
   void RoundTrip(bool reused, TimePoint now);
@@ -97,6 +99,8 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   /// The timer of queue waits and backoff, made on first use: most calls never wait.
   Timer& timer();
   LoopExecutor loop() const { return dispatcher_->loops_.at(loop_index_); }
+  // The address of the attempt's replica.
+  const std::string& address() const { return tried_.back()->info.address; }
   void CancelTimer() {
     if (timer_) timer_->cancel();
   }
@@ -116,8 +120,7 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   bool registered_ = false;                    // in invocation_.group
   std::optional<absl::Status> cancelled_;      // why the call was cancelled
   absl::Status last_failure_;                  // of the last attempt retried
-  ReplicaPtr replica_;                         // of the attempt in progress
-  std::shared_ptr<ConnectionPool> pool_;       // of replica_
+  std::shared_ptr<ConnectionPool> pool_;       // of the attempt's replica
   std::shared_ptr<TcpConnection> connection_;  // during a connect or round trip
   bool reused_connection_ = false;             // connection_ was idle in the pool
   TimePoint backoff_until_;

@@ -178,7 +178,6 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   char length[24];
   auto length_end =
       std::to_chars(length, length + sizeof(length), body_head.size() + body_tail.size()).ptr;
-  // One buffer: the kernel takes one with less work than a vector of them (send, not sendmsg).
   request_.clear();
   request_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_);
   request_.append("\r\nContent-Type: application/json\r\nContent-Length: ");
