@@ -231,6 +231,7 @@ envelope="{\"id\": \"bench\", \"cursor\": $cursor, \"args\": {}, \"deadline_ms\"
 echo "HTTP: wrk -t1 -c$connections -d${duration}s, $replica_count echo replicas, $rounds interleaved rounds;" \
   "median requests/s, p50, p99"
 declare -A samples  # NAME -> "rps p50_us p99_us" lines, one per round
+declare -A broken   # NAME -> 1 once a round of it failed
 # measure NAME URL BODY: one wrk run (after a warm-up in the first round), added to samples[NAME]
 # when every response was a 200; a failed row is reported and measured no more.
 measure() {
@@ -267,7 +268,6 @@ median() {
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -A broken
 names=(direct)
 [ "$has_http_ingress" = 1 ] && names+=(eofaas-proxy)
 names+=(nginx haproxy)
