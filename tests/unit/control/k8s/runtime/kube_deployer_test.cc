@@ -281,8 +281,10 @@ class KubeDeployerTest : public ApiServerTest {
     const int count = static_cast<int>(addresses.size());
     SetStatus(spec.deployment_name, count, count, count);
     StoreSlice(spec.deployment_name + "-slice", spec.deployment_name, endpoints);
+    // Pods, status and slices come through separate watches: the roll-out is whole once the
+    // deployer has seen all three.
     ASSERT_TRUE(observations_.WaitFor(spec.function, [&](const DeploymentObservation& o) {
-      return o.serving_generation == spec.generation && o.ready == count &&
+      return o.serving_generation == spec.generation && o.ready == count && o.running == count &&
              static_cast<int>(o.endpoints.size()) == count;
     })) << observations_.Latest(spec.function);
   }
