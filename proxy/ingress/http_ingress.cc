@@ -115,8 +115,8 @@ std::optional<HttpAnswer> ParseFailureAnswer(const beast::error_code& error, boo
 
 // One keep-alive connection: read a request, run it, write the answer, again; then a lingering
 // close. Owned by the ingress's table and by its pending handlers (std::shared_ptr). Everything
-// runs on the socket's loop; the call's completion is posted there (it runs on that loop
-// already, but after the handlers already due).
+// runs on the socket's loop; a call's outcome is answered in the loop's burst (PostInBurst),
+// together with the other answers that came in meanwhile.
 //
 // Timeouts: a request must arrive whole, and an answer be taken, within the idle timeout. Rather
 // than re-arm a timer for every request, the connection moves `deadline_` and one timer per
@@ -211,10 +211,11 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     StartInvoke(ingress_.services_, invoke_.request, invoke_.args_json, std::nullopt, group_,
                 [self = shared_from_this()](InvokeOutcome outcome) mutable {
                   Connection& connection = *self;
-                  asio::post(connection.socket_.get_executor(),
-                             [self = std::move(self), outcome = std::move(outcome)]() mutable {
-                               self->Respond(InvokeAnswer(outcome));
-                             });
+                  connection.outcome_ = std::move(outcome);
+                  PostInBurst(connection.executor(), [self = std::move(self)] {
+                    InvokeOutcome outcome = *std::exchange(self->outcome_, std::nullopt);
+                    self->Respond(InvokeAnswer(outcome));
+                  });
                 });
   }
 
@@ -322,6 +323,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   RequestParts parts_;
   std::optional<RequestParser> parser_;
   InvokeBody invoke_;
+  // The call's outcome, until the loop's burst answers it.
+  std::optional<InvokeOutcome> outcome_;
   // Cancelled at shutdown only, so one serves every call of the connection.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
   std::string answer_;      // the answer being written: head and small body
