@@ -323,7 +323,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   RequestParts parts_;
   std::optional<RequestParser> parser_;
   InvokeBody invoke_;
-  // The call's outcome, until the loop's burst answers it.
+  // The call's outcome, until the loop's burst answers it. Kept here rather than in the deferred
+  // step, which then holds only `self` and fits in the step's own storage (no allocation).
   std::optional<InvokeOutcome> outcome_;
   // Cancelled at shutdown only, so one serves every call of the connection.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
