@@ -1,9 +1,10 @@
 // eofaas-proxy's gRPC figures, as a client sees them:
 // - Invoke rate: a fixed number of unary Invoke calls outstanding (callback API), each completion
 //   starting the next, for a fixed time; prints calls/s and p50/p99 latency;
-// - Map rate: one Map over a data set, its stream read as fast as it comes; prints cursors/s, the
+// - Map rate: a Map over a data set, its stream read as fast as it comes; prints cursors/s, the
 //   succeeded/failed counts and the `items` messages that carried them, while sampling the
-//   proxy's memory (VmRSS, VmHWM) from /proc.
+//   proxy's memory (VmRSS, VmHWM) from /proc. --map_rounds runs it that many times in a row, one
+//   line each: a single Map is one sample of a machine whose speed drifts.
 // Both print the proxy's CPU per call (from /proc/PID/stat) when --pid is given, and the
 // client's own CPU, to tell which side was the bottleneck.
 //
@@ -47,6 +48,7 @@ struct Flags {
   std::string map_input;
   int64_t map_chunk_bytes = 1;
   int64_t map_max_in_flight = 256;
+  int64_t map_rounds = 1;
   absl::Duration map_timeout = absl::Minutes(2);
 };
 
@@ -238,7 +240,7 @@ class RssSampler {
   std::thread thread_;
 };
 
-bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags) {
+bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags, int64_t round) {
   eofaas::v1::MapRequest request;
   request.set_function(flags.function);
   request.add_inputs(flags.map_input);
@@ -280,10 +282,10 @@ bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags) {
       status.ok() ? "OK" : absl::StrCat(status.error_code(), ":", status.error_message());
   const double per_item = items > 0 ? 1e6 / static_cast<double>(items) : 0;
   std::printf(
-      "grpc_map planned=%lld items=%lld messages=%lld succeeded=%lld failed=%lld seconds=%.2f "
-      "plan_seconds=%.2f rate=%.0f max_in_flight=%lld proxy_cpu_us=%.2f client_cpu_us=%.2f "
-      "rss_before_mib=%.1f peak_rss_mib=%.1f hwm_mib=%.1f status=%s\n",
-      static_cast<long long>(planned), static_cast<long long>(items),
+      "grpc_map round=%lld planned=%lld items=%lld messages=%lld succeeded=%lld failed=%lld "
+      "seconds=%.2f plan_seconds=%.2f rate=%.0f max_in_flight=%lld proxy_cpu_us=%.2f "
+      "client_cpu_us=%.2f rss_before_mib=%.1f peak_rss_mib=%.1f hwm_mib=%.1f status=%s\n",
+      static_cast<long long>(round), static_cast<long long>(planned), static_cast<long long>(items),
       static_cast<long long>(messages), static_cast<long long>(done.succeeded()),
       static_cast<long long>(done.failed()), seconds, Seconds(planned_at - start),
       static_cast<double>(items) / seconds, static_cast<long long>(flags.map_max_in_flight),
@@ -296,7 +298,7 @@ bool RunMap(eofaas::v1::Invoker::Stub& stub, const Flags& flags) {
 int Run(int argc, char** argv) {
   Flags flags;
   common::Options options(
-      "proxy_bench: eofaas-proxy's gRPC Invoke rate and latency, then one Map's cursor rate and "
+      "proxy_bench: eofaas-proxy's gRPC Invoke rate and latency, then Maps' cursor rates and "
       "the proxy's memory meanwhile. A part runs when its URI flag is set.");
   options.AddString("target", "eofaas-proxy's gRPC address (host:port)", &flags.target);
   options.AddString("function", "function to invoke", &flags.function);
@@ -311,6 +313,7 @@ int Run(int argc, char** argv) {
   options.AddString("map_input", "Map: the input URI", &flags.map_input);
   options.AddInt("map_chunk_bytes", "Map: partitioning chunk_bytes", &flags.map_chunk_bytes);
   options.AddInt("map_max_in_flight", "Map: max_in_flight", &flags.map_max_in_flight);
+  options.AddInt("map_rounds", "Map: how many Maps to run, one after the other", &flags.map_rounds);
   options.AddDuration("map_timeout", "Map: the call's deadline", &flags.map_timeout);
   if (auto status = options.Parse(argc, argv); !status.ok()) {
     std::cerr << "proxy_bench: " << status.message() << "\n";
@@ -324,6 +327,10 @@ int Run(int argc, char** argv) {
     std::cerr << "proxy_bench: invoke_concurrency: must be at least 1\n";
     return 2;
   }
+  if (flags.map_rounds < 1) {
+    std::cerr << "proxy_bench: map_rounds: must be at least 1\n";
+    return 2;
+  }
 
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(flags.target, grpc::InsecureChannelCredentials());
@@ -334,7 +341,9 @@ int Run(int argc, char** argv) {
   std::unique_ptr<eofaas::v1::Invoker::Stub> stub = eofaas::v1::Invoker::NewStub(channel);
   bool ok = true;
   if (!flags.invoke_uri.empty()) ok &= RunInvoke(*stub, flags);
-  if (!flags.map_input.empty()) ok &= RunMap(*stub, flags);
+  if (!flags.map_input.empty()) {
+    for (int64_t round = 1; round <= flags.map_rounds; ++round) ok &= RunMap(*stub, flags, round);
+  }
   std::fflush(stdout);
   return ok ? 0 : 1;
 }
