@@ -52,8 +52,12 @@ absl::Status ForEachPathChar(absl::string_view raw, absl::string_view field, Emi
 }
 
 // Fills path, glob and, for a glob only, pattern from the raw path of a file URI (it starts
-// with '/'). Most paths are not globs: they cost one pass and one allocation.
+// with '/'). Most paths have neither escapes nor glob characters: they are copied as they are.
 absl::Status DecodeFilePath(absl::string_view raw, absl::string_view field, DataUri& uri) {
+  if (raw.find_first_of("%*?[") == absl::string_view::npos) {
+    uri.path.assign(raw.data(), raw.size());
+    return absl::OkStatus();
+  }
   uri.path.reserve(raw.size());
   absl::Status decoded = ForEachPathChar(raw, field, [&uri](char c, bool encoded) {
     uri.path.push_back(c);
@@ -171,14 +175,13 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view text, absl::string_view f
   uri.text = std::string(text);
   absl::string_view rest = text.substr(colon + 1);
   absl::Status status;
-  std::string lower = absl::AsciiStrToLower(scheme);
-  if (lower == "file") {
+  if (absl::EqualsIgnoreCase(scheme, "file")) {
     uri.scheme = UriScheme::kFile;
     status = ParseFile(rest, field, uri);
-  } else if (lower == "http" || lower == "https") {
-    uri.scheme = lower == "http" ? UriScheme::kHttp : UriScheme::kHttps;
+  } else if (absl::EqualsIgnoreCase(scheme, "http") || absl::EqualsIgnoreCase(scheme, "https")) {
+    uri.scheme = scheme.size() == 4 ? UriScheme::kHttp : UriScheme::kHttps;
     status = ParseHttp(rest, field);
-  } else if (lower == "s3") {
+  } else if (absl::EqualsIgnoreCase(scheme, "s3")) {
     uri.scheme = UriScheme::kS3;
     status = ParseS3(rest, field, uri);
   } else {

@@ -31,7 +31,10 @@ TEST(DataUriTest, FileUriIsDecoded) {
 TEST(DataUriTest, FileUriAcceptsLocalhostAndUppercaseScheme) {
   absl::StatusOr<DataUri> uri = ParseDataUri("FILE://localhost/data/x", "f");
   ASSERT_TRUE(uri.ok()) << uri.status();
+  EXPECT_EQ(uri->scheme, UriScheme::kFile);
   EXPECT_EQ(uri->path, "/data/x");
+  EXPECT_FALSE(uri->glob);
+  EXPECT_EQ(uri->pattern, "");
 }
 
 TEST(DataUriTest, RawWildcardsMakeAGlobEncodedOnesAreLiteral) {
@@ -51,6 +54,8 @@ TEST(DataUriTest, HttpAndS3) {
   absl::StatusOr<DataUri> http = ParseDataUri("https://example.org:8443/a/b.tif?x=1", "f");
   ASSERT_TRUE(http.ok()) << http.status();
   EXPECT_EQ(http->scheme, UriScheme::kHttps);
+  EXPECT_EQ(ParseDataUri("HTTP://example.org/x", "f")->scheme, UriScheme::kHttp);
+  EXPECT_EQ(ParseDataUri("Https://example.org/x", "f")->scheme, UriScheme::kHttps);
   EXPECT_TRUE(ParseDataUri("http://[::1]:8080/x", "f").ok());
   EXPECT_TRUE(ParseDataUri("http://127.0.0.1/", "f").ok());
 
