@@ -107,9 +107,17 @@ void MapReactor::TakeCursorsLocked(Actions& actions) {
 }
 
 void MapReactor::Invoke(Dispatch dispatch) {
+  // The item its completion fills in: the callback holds only it and `this`, which fit in the
+  // callback without an allocation of their own.
+  auto item = std::make_unique<eofaas::v1::MapItem>();
+  item->set_index(dispatch.index);
+  *item->mutable_cursor() = std::move(dispatch.cursor);
+  // The id of the item, "<map id>-<index>", built in a buffer kept by the thread.
+  thread_local std::string item_id;
+  item_id.assign(id_).push_back('-');
+  absl::StrAppend(&item_id, dispatch.index);
   Invocation invocation;
-  invocation.body_prefix =
-      InvokeBodyPrefix(absl::StrCat(id_, "-", dispatch.index), dispatch.cursor, args_json_);
+  invocation.body_prefix = InvokeBodyPrefix(item_id, item->cursor(), args_json_);
   invocation.deadline =
       InvocationDeadline(caller_deadline_, item_timeout_, services_.options.default_timeout,
                          std::chrono::steady_clock::now());
@@ -117,20 +125,18 @@ void MapReactor::Invoke(Dispatch dispatch) {
   invocation.group = group_;
   // The dispatcher never calls back inside Invoke.
   services_.dispatcher.Invoke(request_.function(), std::move(invocation),
-                              [this, index = dispatch.index,
-                               cursor = std::move(dispatch.cursor)](InvokeOutcome outcome) mutable {
-                                OnItemDone(index, std::move(cursor), std::move(outcome));
+                              [this, item = std::move(item)](InvokeOutcome outcome) mutable {
+                                OnItemDone(std::move(item), std::move(outcome));
                               });
 }
 
-void MapReactor::OnItemDone(int64_t index, DataCursor cursor, InvokeOutcome outcome) {
+void MapReactor::OnItemDone(std::unique_ptr<eofaas::v1::MapItem> pending, InvokeOutcome outcome) {
   const InvocationOutcome kind = OutcomeOf(outcome);
   IngressMetrics::Invocation(series_, kind, outcome.duration);
   services_.metrics.MapItem(kind);
-  Item completed{std::make_unique<eofaas::v1::MapItem>()};
+  const int64_t index = pending->index();
+  Item completed{std::move(pending)};
   eofaas::v1::MapItem& item = *completed.item;
-  item.set_index(index);
-  *item.mutable_cursor() = std::move(cursor);
   if (!outcome.status.ok()) {
     eofaas::v1::ItemFailure& failure = *item.mutable_failure();
     failure.set_code(absl::StatusCodeToString(outcome.status.code()));

@@ -93,8 +93,8 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
 
   /// On a planner worker: lists the inputs, then queues `planned` and starts dispatching.
   void Plan();
-  /// On a dispatcher thread.
-  void OnItemDone(int64_t index, eofaas::v1::DataCursor cursor, InvokeOutcome outcome);
+  /// On a dispatcher thread: `pending` holds the index and the cursor; the outcome completes it.
+  void OnItemDone(std::unique_ptr<eofaas::v1::MapItem> pending, InvokeOutcome outcome);
   /// On a dispatcher thread: starts the next write, unless one is in progress or items are still
   /// coming in (then it queues itself again).
   void Flush();
