@@ -178,8 +178,11 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view text, absl::string_view f
   if (absl::EqualsIgnoreCase(scheme, "file")) {
     uri.scheme = UriScheme::kFile;
     status = ParseFile(rest, field, uri);
-  } else if (absl::EqualsIgnoreCase(scheme, "http") || absl::EqualsIgnoreCase(scheme, "https")) {
-    uri.scheme = scheme.size() == 4 ? UriScheme::kHttp : UriScheme::kHttps;
+  } else if (absl::EqualsIgnoreCase(scheme, "http")) {
+    uri.scheme = UriScheme::kHttp;
+    status = ParseHttp(rest, field);
+  } else if (absl::EqualsIgnoreCase(scheme, "https")) {
+    uri.scheme = UriScheme::kHttps;
     status = ParseHttp(rest, field);
   } else if (absl::EqualsIgnoreCase(scheme, "s3")) {
     uri.scheme = UriScheme::kS3;

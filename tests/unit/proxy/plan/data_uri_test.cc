@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 namespace eofaas::proxy {
 namespace {
@@ -54,8 +55,12 @@ TEST(DataUriTest, HttpAndS3) {
   absl::StatusOr<DataUri> http = ParseDataUri("https://example.org:8443/a/b.tif?x=1", "f");
   ASSERT_TRUE(http.ok()) << http.status();
   EXPECT_EQ(http->scheme, UriScheme::kHttps);
-  EXPECT_EQ(ParseDataUri("HTTP://example.org/x", "f")->scheme, UriScheme::kHttp);
-  EXPECT_EQ(ParseDataUri("Https://example.org/x", "f")->scheme, UriScheme::kHttps);
+  for (auto [text, scheme] : {std::pair{"HTTP://example.org/x", UriScheme::kHttp},
+                              std::pair{"Https://example.org/x", UriScheme::kHttps}}) {
+    absl::StatusOr<DataUri> mixed_case = ParseDataUri(text, "f");
+    ASSERT_TRUE(mixed_case.ok()) << text << ": " << mixed_case.status();
+    EXPECT_EQ(mixed_case->scheme, scheme) << text;
+  }
   EXPECT_TRUE(ParseDataUri("http://[::1]:8080/x", "f").ok());
   EXPECT_TRUE(ParseDataUri("http://127.0.0.1/", "f").ok());
 
