@@ -357,6 +357,22 @@ bool ReadCursor(JsonReader& reader, eofaas::v1::DataCursor& cursor) {
   return reader.Take('}');
 }
 
+// Empties `out` for the next body, its cursor put aside.
+void Reset(InvokeBody& out) {
+  if (out.request.has_cursor()) {
+    out.spare_cursor.reset(out.request.release_cursor());
+    out.spare_cursor->Clear();
+  }
+  out.request.Clear();
+  out.args_json.clear();
+}
+
+// The request's cursor, the spare one when there is one.
+eofaas::v1::DataCursor& NewCursor(InvokeBody& out) {
+  if (out.spare_cursor) out.request.set_allocated_cursor(out.spare_cursor.release());
+  return *out.request.mutable_cursor();
+}
+
 }  // namespace
 
 std::optional<std::string_view> InvokeRoute(std::string_view target) {
@@ -396,8 +412,7 @@ std::optional<HttpAnswer> RejectRequestLine(std::string_view method, std::string
 }
 
 bool ParseCommonInvokeBody(std::string_view body, InvokeBody& out) {
-  out.request.Clear();
-  out.args_json.clear();
+  Reset(out);
   JsonReader reader(body);
   bool seen_cursor = false;
   bool seen_args = false;
@@ -409,7 +424,7 @@ bool ParseCommonInvokeBody(std::string_view body, InvokeBody& out) {
       if (!reader.PlainString(key) || !reader.Take(':')) return false;
       if (key == "cursor" && !seen_cursor) {
         seen_cursor = true;
-        if (!ReadCursor(reader, *out.request.mutable_cursor())) return false;
+        if (!ReadCursor(reader, NewCursor(out))) return false;
       } else if (key == "args" && !seen_args) {
         seen_args = true;
         std::string_view args;
@@ -436,7 +451,7 @@ bool ParseCommonInvokeBody(std::string_view body, InvokeBody& out) {
 
 absl::Status ParseInvokeBody(std::string_view function, std::string_view body, InvokeBody& out) {
   if (!ParseCommonInvokeBody(body, out)) {
-    out.request.Clear();
+    Reset(out);
     auto parsed = google::protobuf::util::JsonStringToMessage(
         google::protobuf::StringPiece(body.data(), body.size()), &out.request);
     if (!parsed.ok()) {

@@ -8,6 +8,7 @@
 //   4xx/5xx  {"error":{"code":"NOT_FOUND","message":"..."}}
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,9 @@ std::optional<HttpAnswer> RejectRequestLine(std::string_view method, std::string
 struct InvokeBody {
   eofaas::v1::InvokeRequest request;
   std::string args_json;
+  /// The previous request's cursor, cleared: the next one takes it back rather than allocate a
+  /// cursor and its strings again (InvokeRequest::Clear frees them).
+  std::unique_ptr<eofaas::v1::DataCursor> spare_cursor;
 };
 
 /// Reads `body`, a JSON object with the InvokeRequest fields `cursor`, `args` and `timeout` in

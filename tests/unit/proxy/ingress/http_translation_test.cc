@@ -126,10 +126,13 @@ TEST(ParseCommonInvokeBodyTest, ReadsCommonBodiesAsProtobufDoes) {
       R"({"args": {"big": 123456789012345, "small": 0.00000000000001, "zero": -0.0}})",
       R"({"args": {"a": 1}, "cursor": {"uri": "file:///x"}, "timeout": "10s"})",
   };
+  InvokeBody reused;  // read every body in turn, as a connection's is
   for (const std::string& text : bodies) {
     SCOPED_TRACE(text);
     InvokeBody body;
     ASSERT_TRUE(ParseCommonInvokeBody(text, body)) << "not read by the fast path";
+    ASSERT_TRUE(ParseCommonInvokeBody(text, reused));
+    reused.request.set_function("f");
     body.request.set_function("f");
     ProtobufReading expected = ReadWithProtobuf(text);
     ASSERT_TRUE(expected.ok);
@@ -147,6 +150,9 @@ TEST(ParseCommonInvokeBodyTest, ReadsCommonBodiesAsProtobufDoes) {
     ASSERT_TRUE(ParseInvokeBody("f", text, full).ok());
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(full.request, body.request));
     EXPECT_EQ(full.args_json, body.args_json);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(reused.request, body.request));
+    EXPECT_EQ(reused.request.has_cursor(), body.request.has_cursor());
+    EXPECT_EQ(reused.args_json, body.args_json);
   }
 }
 
