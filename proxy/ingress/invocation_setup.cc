@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <random>
 
-#include "absl/strings/str_cat.h"
-
 namespace eofaas::proxy {
 namespace {
 
@@ -13,11 +11,15 @@ constexpr std::chrono::hours kNoDeadline(24 * 365 * 10);
 
 }  // namespace
 
-std::string NewRequestId() {
+RequestId RequestId::New() {
+  static constexpr char kHex[] = "0123456789abcdef";
   thread_local std::mt19937_64 random(std::random_device{}());
-  const uint64_t high = random();
-  const uint64_t low = random();
-  return absl::StrCat(absl::Hex(high, absl::kZeroPad16), absl::Hex(low, absl::kZeroPad16));
+  RequestId id;
+  for (size_t half = 0; half < 2; ++half) {
+    uint64_t bits = random();
+    for (size_t i = 0; i < 16; ++i, bits >>= 4) id.digits_[half * 16 + 15 - i] = kHex[bits & 0xf];
+  }
+  return id;
 }
 
 std::optional<SteadyTime> CallerDeadline(const grpc::CallbackServerContext& context) {

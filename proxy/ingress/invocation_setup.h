@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 
@@ -13,8 +14,17 @@ namespace eofaas::proxy {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-/// A random id of 32 hex digits. Thread-safe.
-std::string NewRequestId();
+/// A random id of 32 hex digits, held without an allocation of its own.
+class RequestId {
+ public:
+  /// A fresh one. Thread-safe.
+  static RequestId New();
+  std::string_view view() const { return {digits_, sizeof(digits_)}; }
+
+ private:
+  RequestId() = default;
+  char digits_[32];
+};
 
 /// The caller's deadline on the steady clock; nullopt when the caller set none.
 std::optional<SteadyTime> CallerDeadline(const grpc::CallbackServerContext& context);

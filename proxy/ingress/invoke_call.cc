@@ -17,6 +17,7 @@ struct InvokeCall {
   const eofaas::v1::InvokeRequest& request;
   std::shared_ptr<CallGroup> group;
   InvokeDone done;
+  SteadyTime arrival;
   SteadyTime deadline;
   // The args, kept only while the cursor check waits for a worker.
   std::string args_json;
@@ -38,7 +39,9 @@ void Complete(std::unique_ptr<InvokeCall> call, InvokeOutcome outcome) {
 // Hands a call whose cursor passed its check to the dispatcher.
 void Dispatch(std::unique_ptr<InvokeCall> call, std::string_view args_json) {
   Invocation invocation;
-  invocation.body_prefix = InvokeBodyPrefix(NewRequestId(), call->request.cursor(), args_json);
+  invocation.body_prefix =
+      InvokeBodyPrefix(RequestId::New().view(), call->request.cursor(), args_json);
+  invocation.start = call->arrival;
   invocation.deadline = call->deadline;
   invocation.max_attempts = call->services.options.max_attempts;
   invocation.group = call->group;
@@ -88,6 +91,7 @@ void StartInvoke(const IngressServices& services, const eofaas::v1::InvokeReques
       .request = request,
       .group = std::move(group),
       .done = std::move(done),
+      .arrival = arrival,
       .deadline =
           InvocationDeadline(caller_deadline, *NonNegativeDuration(request.timeout(), "timeout"),
                              services.options.default_timeout, arrival)});

@@ -36,7 +36,7 @@ void MapReactor::Start() {
   item_timeout_ = *NonNegativeDuration(request_.item_timeout(), "item_timeout");
   max_attempts_ =
       request_.max_attempts() > 0 ? request_.max_attempts() : services_.options.max_attempts;
-  id_ = NewRequestId();
+  id_ = RequestId::New().view();
   series_ = services_.metrics.Function(request_.function());
   {
     absl::MutexLock lock(&mu_);
@@ -118,9 +118,9 @@ void MapReactor::Invoke(Dispatch dispatch) {
   absl::StrAppend(&item_id, dispatch.index);
   Invocation invocation;
   invocation.body_prefix = InvokeBodyPrefix(item_id, item->cursor(), args_json_);
-  invocation.deadline =
-      InvocationDeadline(caller_deadline_, item_timeout_, services_.options.default_timeout,
-                         std::chrono::steady_clock::now());
+  invocation.start = std::chrono::steady_clock::now();
+  invocation.deadline = InvocationDeadline(caller_deadline_, item_timeout_,
+                                           services_.options.default_timeout, invocation.start);
   invocation.max_attempts = max_attempts_;
   invocation.group = group_;
   // The dispatcher never calls back inside Invoke.
