@@ -46,7 +46,7 @@ std::vector<std::string> Balancer::Update(std::vector<ReplicaInfo> replicas) {
 
 Balancer::PickResult Balancer::Pick(absl::Span<const ReplicaPtr> avoid) {
   if (replicas_.empty()) return {nullptr, PickError::kNoReplicas};
-  const auto now = clock_.Now();
+  std::optional<common::Clock::TimePoint> now;
   // Usable replicas below their concurrency; those in `avoid` apart, as a fallback.
   absl::InlinedVector<const ReplicaPtr*, 16> free;
   absl::InlinedVector<const ReplicaPtr*, 16> free_avoided;
@@ -87,13 +87,18 @@ bool Balancer::Release(Replica& replica, Result result) {
     case Result::kSuccess:
       replica.consecutive_failures = 0;
       replica.ejections = 0;
+      // An ejection that is over is forgotten: picks need not read the clock for it.
+      if (replica.ejected_until != common::Clock::TimePoint{} &&
+          clock_.Now() >= replica.ejected_until) {
+        replica.ejected_until = {};
+      }
       return false;
     case Result::kNeutral:
       return false;
     case Result::kFailure:
       break;
   }
-  const auto now = clock_.Now();
+  std::optional<common::Clock::TimePoint> now = clock_.Now();
   if (replica.removed || Ejected(replica, now)) return false;  // late news of an old failure
   ++replica.consecutive_failures;
   // A replica back from an ejection without a success since goes out again at its first failure.
@@ -104,12 +109,12 @@ bool Balancer::Release(Replica& replica, Result result) {
   for (int i = 0; i < replica.ejections && interval < options_.max_ejection; ++i) interval *= 2;
   ++replica.ejections;
   replica.consecutive_failures = 0;
-  replica.ejected_until = now + std::min(interval, options_.max_ejection);
+  replica.ejected_until = *now + std::min(interval, options_.max_ejection);
   return true;
 }
 
 int Balancer::Capacity() const {
-  const auto now = clock_.Now();
+  std::optional<common::Clock::TimePoint> now;
   int capacity = 0;
   for (const auto& replica : replicas_) {
     if (!Ejected(*replica, now)) capacity += replica->info.concurrency;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,8 +95,12 @@ class Balancer {
   int Capacity() const;
 
  private:
-  bool Ejected(const Replica& replica, common::Clock::TimePoint now) const {
-    return now < replica.ejected_until;
+  // `now` is read from the clock when first needed: a replica with no ejection on record (the
+  // usual case) needs none.
+  bool Ejected(const Replica& replica, std::optional<common::Clock::TimePoint>& now) const {
+    if (replica.ejected_until == common::Clock::TimePoint{}) return false;
+    if (!now) now = clock_.Now();
+    return *now < replica.ejected_until;
   }
   uint64_t Random();
 

@@ -38,8 +38,7 @@ HttpDispatcher::Call::Call(std::shared_ptr<HttpDispatcher> dispatcher,
       function_(std::move(function)),
       invocation_(std::move(invocation)),
       done_(std::move(done)),
-      loop_index_(dispatcher_->loops_.Current()),
-      started_(SteadyClock::now()) {
+      loop_index_(dispatcher_->loops_.Current()) {
   invocation_.max_attempts = std::max(invocation_.max_attempts, 1);
 }
 
@@ -330,7 +329,7 @@ void HttpDispatcher::Call::Finish(InvokeOutcome outcome) {
   registered_ = false;
   outcome.attempts = attempts_;
   if (!tried_.empty()) outcome.replica = tried_.back()->info.address;
-  outcome.duration = SteadyClock::now() - started_;
+  outcome.duration = SteadyClock::now() - invocation_.start;
   std::move(done_)(std::move(outcome));
   done_ = nullptr;
 }

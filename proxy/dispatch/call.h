@@ -111,7 +111,6 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   InvokeCallback done_;
   const size_t loop_index_;     // in the dispatcher's loops
   std::optional<Timer> timer_;  // see timer()
-  const TimePoint started_;
   // Queued for a function scaled to zero that had no replica.
   bool cold_ = false;
 

@@ -23,6 +23,8 @@ namespace eofaas::proxy {
 struct Invocation {
   /// The attempt-independent part of the /invoke body, from InvokeBodyPrefix (envelope.h).
   std::string body_prefix;
+  /// When the invocation began (its request arrived): its outcome's duration counts from here.
+  std::chrono::steady_clock::time_point start;
   /// The whole budget, queueing and retries included; the replica sees what remains of it as
   /// `deadline_ms`.
   std::chrono::steady_clock::time_point deadline;

@@ -40,7 +40,8 @@ Invocation MakeInvocation(const std::string& id, const std::string& args_json,
   cursor.set_length(100);
   Invocation invocation;
   invocation.body_prefix = InvokeBodyPrefix(id, cursor, args_json);
-  invocation.deadline = std::chrono::steady_clock::now() + timeout;
+  invocation.start = std::chrono::steady_clock::now();
+  invocation.deadline = invocation.start + timeout;
   return invocation;
 }
 

@@ -40,7 +40,8 @@ class DispatcherHarness {
     cursor.set_uri("file:///data/x.txt");
     proxy::Invocation invocation;
     invocation.body_prefix = proxy::InvokeBodyPrefix(id, cursor, "{}");
-    invocation.deadline = std::chrono::steady_clock::now() + timeout;
+    invocation.start = std::chrono::steady_clock::now();
+    invocation.deadline = invocation.start + timeout;
     invocation.max_attempts = max_attempts;
     invocation.group = std::move(group);
     return invocation;

@@ -90,6 +90,20 @@ TEST(HttpDispatcherTest, ReturnsTheResultAndPropagatesTheDeadline) {
   EXPECT_NE(body.find(R"("attempt":1})"), std::string::npos);
 }
 
+TEST(HttpDispatcherTest, DurationCountsFromTheInvocationsStart) {
+  FakeReplica replica(Answer({.body = "result bytes"}));
+  DispatcherHarness harness;
+  harness.dispatcher().Update("f", {{replica.address(), 4, 1}});
+  proxy::Invocation invocation = DispatcherHarness::MakeInvocation(3000ms);
+  invocation.start -= 2s;  // its request arrived two seconds ago
+  const auto before = std::chrono::steady_clock::now();
+  InvokeOutcome outcome = harness.InvokeAsync("f", std::move(invocation)).get();
+  const auto taken = std::chrono::steady_clock::now() - before;
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_GE(outcome.duration, 2s);
+  EXPECT_LE(outcome.duration, 2s + taken + 1ms);
+}
+
 TEST(HttpDispatcherTest, FunctionErrorIsReportedAndNotRetried) {
   FakeReplica replica(Answer({.body = R"({"error":{"type":"ValueError","message":"no"}})",
                               .headers = {{"X-Eofaas-Function-Error", "unhandled"}}}));
