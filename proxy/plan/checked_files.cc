@@ -11,19 +11,19 @@ CheckedFiles::CheckedFiles(const common::Clock& clock, absl::Duration time_to_li
           absl::ToChronoNanoseconds(time_to_live))),
       capacity_(capacity) {}
 
-bool CheckedFiles::Fresh(absl::string_view path) const {
+bool CheckedFiles::Fresh(absl::string_view uri) const {
   if (time_to_live_.count() <= 0) return false;
   const common::Clock::TimePoint now = clock_.Now();
   absl::MutexLock lock(&mutex_);
-  auto found = expiry_.find(path);
+  auto found = expiry_.find(uri);
   return found != expiry_.end() && now < found->second;
 }
 
-void CheckedFiles::Passed(absl::string_view path) {
+void CheckedFiles::Passed(absl::string_view uri) {
   if (time_to_live_.count() <= 0 || capacity_ == 0) return;
   const common::Clock::TimePoint now = clock_.Now();
   absl::MutexLock lock(&mutex_);
-  if (expiry_.size() >= capacity_ && !expiry_.contains(path)) {
+  if (expiry_.size() >= capacity_ && !expiry_.contains(uri)) {
     for (auto entry = expiry_.begin(); entry != expiry_.end();) {
       if (entry->second <= now) {
         expiry_.erase(entry++);
@@ -33,7 +33,7 @@ void CheckedFiles::Passed(absl::string_view path) {
     }
     if (expiry_.size() >= capacity_) expiry_.clear();
   }
-  expiry_.insert_or_assign(std::string(path), now + time_to_live_);
+  expiry_.insert_or_assign(std::string(uri), now + time_to_live_);
 }
 
 }  // namespace eofaas::proxy

@@ -1,5 +1,6 @@
-// File paths recently found to be regular files inside the data roots, so that a hot cursor is
-// not resolved again, lstat by lstat, on every Invoke.
+// File URIs recently found to name regular files inside the data roots, so that a hot cursor is
+// not parsed and resolved again, lstat by lstat, on every Invoke. A URI names one path, so its
+// verdict is the path's; two spellings of a path (an escape or not) are kept apart.
 //
 // A verdict is only ever as fresh as the moment it was made: the replica opens the file later
 // by itself (its sandbox, not this check, is what holds it to the data roots). Keeping a
@@ -23,15 +24,15 @@ namespace eofaas::proxy {
 /// Thread-safe. A time to live of zero keeps nothing.
 class CheckedFiles {
  public:
-  /// At most `capacity` paths are kept: when it is reached, the expired ones are dropped, and
+  /// At most `capacity` URIs are kept: when it is reached, the expired ones are dropped, and
   /// all of them when none has expired.
   CheckedFiles(const common::Clock& clock, absl::Duration time_to_live, size_t capacity = 4096);
 
-  /// `path` (as the URI names it) passed the check less than the time to live ago.
-  bool Fresh(absl::string_view path) const;
+  /// The file named by `uri` passed the check less than the time to live ago.
+  bool Fresh(absl::string_view uri) const;
 
-  /// `path` passed the check now.
-  void Passed(absl::string_view path);
+  /// The file named by `uri` passed the check now.
+  void Passed(absl::string_view uri);
 
  private:
   const common::Clock& clock_;

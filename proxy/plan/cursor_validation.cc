@@ -45,6 +45,8 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
     return Invalid(field, "framing", absl::StrCat("unknown value ", cursor.framing()));
   }
 
+  // A file URI that passed lately is taken as it is: neither parsed nor resolved again.
+  if (checked != nullptr && checked->Fresh(cursor.uri())) return absl::OkStatus();
   const std::string uri_field = absl::StrCat(field, ".uri");
   absl::StatusOr<DataUri> uri = ParseDataUri(cursor.uri(), uri_field);
   if (!uri.ok()) return uri.status();
@@ -53,7 +55,6 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
       if (absl::StrContains(cursor.uri(), '?')) {
         return Invalid(field, "uri", "a file URI has no query: percent-encode '?' as %3F");
       }
-      if (checked != nullptr && checked->Fresh(uri->path)) return absl::OkStatus();
       absl::StatusOr<ResolvedPath> resolved;
       if (would_block == nullptr) {
         resolved = roots.Resolve(uri->path, uri_field);
@@ -68,7 +69,7 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
         return Invalid(field, "uri",
                        absl::StrCat("\"", resolved->path, "\" is not a regular file"));
       }
-      if (checked != nullptr) checked->Passed(uri->path);
+      if (checked != nullptr) checked->Passed(cursor.uri());
       return absl::OkStatus();
     }
     case UriScheme::kS3:

@@ -19,8 +19,8 @@ namespace eofaas::proxy {
 /// path that is not a regular file. For file URIs the path is resolved inside `roots` (lstat and
 /// readlink only, never outside the roots): PERMISSION_DENIED when it leads outside every root,
 /// NOT_FOUND when it does not exist. http(s) and s3 objects are not contacted. The cursor is
-/// passed on unchanged when valid. With `checked`, a file path that passed lately is taken
-/// without resolving it again, and one that passes now is remembered. Thread-safe.
+/// passed on unchanged when valid. With `checked`, a file URI that passed lately is taken
+/// without parsing or resolving it again, and one that passes now is remembered. Thread-safe.
 absl::Status ValidateCursor(const eofaas::v1::DataCursor& cursor, const DataRoots& roots,
                             CheckedFiles* checked = nullptr, absl::string_view field = "cursor");
 

@@ -12,47 +12,47 @@ namespace {
 
 using std::chrono_literals::operator""ms;
 
-TEST(CheckedFilesTest, APassedPathIsFreshForItsTimeToLive) {
+TEST(CheckedFilesTest, APassedUriIsFreshForItsTimeToLive) {
   fakes::FakeClock clock;
   CheckedFiles checked(clock, absl::Seconds(1));
-  EXPECT_FALSE(checked.Fresh("/data/a.txt"));
-  checked.Passed("/data/a.txt");
-  EXPECT_TRUE(checked.Fresh("/data/a.txt"));
-  EXPECT_FALSE(checked.Fresh("/data/b.txt"));
+  EXPECT_FALSE(checked.Fresh("file:///data/a.txt"));
+  checked.Passed("file:///data/a.txt");
+  EXPECT_TRUE(checked.Fresh("file:///data/a.txt"));
+  EXPECT_FALSE(checked.Fresh("file:///data/b.txt"));
   clock.Advance(999ms);
-  EXPECT_TRUE(checked.Fresh("/data/a.txt"));
+  EXPECT_TRUE(checked.Fresh("file:///data/a.txt"));
   clock.Advance(1ms);
-  EXPECT_FALSE(checked.Fresh("/data/a.txt"));
+  EXPECT_FALSE(checked.Fresh("file:///data/a.txt"));
 
-  checked.Passed("/data/a.txt");  // checked again: fresh again
-  EXPECT_TRUE(checked.Fresh("/data/a.txt"));
+  checked.Passed("file:///data/a.txt");  // checked again: fresh again
+  EXPECT_TRUE(checked.Fresh("file:///data/a.txt"));
 }
 
 TEST(CheckedFilesTest, ZeroTimeToLiveKeepsNothing) {
   fakes::FakeClock clock;
   CheckedFiles checked(clock, absl::ZeroDuration());
-  checked.Passed("/data/a.txt");
-  EXPECT_FALSE(checked.Fresh("/data/a.txt"));
+  checked.Passed("file:///data/a.txt");
+  EXPECT_FALSE(checked.Fresh("file:///data/a.txt"));
 }
 
-TEST(CheckedFilesTest, AtCapacityExpiredPathsGoFirstThenAll) {
+TEST(CheckedFilesTest, AtCapacityExpiredUrisGoFirstThenAll) {
   fakes::FakeClock clock;
   CheckedFiles checked(clock, absl::Seconds(1), /*capacity=*/2);
-  checked.Passed("/a");
+  checked.Passed("file:///a");
   clock.Advance(600ms);
-  checked.Passed("/b");
+  checked.Passed("file:///b");
   clock.Advance(600ms);  // /a has expired, /b has not
-  checked.Passed("/c");
-  EXPECT_TRUE(checked.Fresh("/b"));
-  EXPECT_TRUE(checked.Fresh("/c"));
+  checked.Passed("file:///c");
+  EXPECT_TRUE(checked.Fresh("file:///b"));
+  EXPECT_TRUE(checked.Fresh("file:///c"));
 
-  checked.Passed("/b");  // already kept: nothing is dropped
-  EXPECT_TRUE(checked.Fresh("/c"));
+  checked.Passed("file:///b");  // already kept: nothing is dropped
+  EXPECT_TRUE(checked.Fresh("file:///c"));
 
-  checked.Passed("/d");  // full and nothing expired: everything else goes
-  EXPECT_TRUE(checked.Fresh("/d"));
-  EXPECT_FALSE(checked.Fresh("/b"));
-  EXPECT_FALSE(checked.Fresh("/c"));
+  checked.Passed("file:///d");  // full and nothing expired: everything else goes
+  EXPECT_TRUE(checked.Fresh("file:///d"));
+  EXPECT_FALSE(checked.Fresh("file:///b"));
+  EXPECT_FALSE(checked.Fresh("file:///c"));
 }
 
 }  // namespace

@@ -163,6 +163,11 @@ TEST_F(CursorValidationTest, CheckedFilesKeepPassedVerdictsForTheirTimeToLive) {
   EXPECT_TRUE(ValidateCursor(Cursor(FileUri(data)), *roots_, &checked).ok());
   EXPECT_EQ(ValidateCursor(Cursor(FileUri(data)), *roots_).code(),
             absl::StatusCode::kPermissionDenied);
+  // The verdict is the URI's: another spelling of the path (`d` escaped) is resolved.
+  std::string escaped = FileUri(data);
+  escaped.replace(escaped.rfind("data.txt"), 1, "%64");
+  EXPECT_EQ(ValidateCursor(Cursor(escaped), *roots_, &checked).code(),
+            absl::StatusCode::kPermissionDenied);
   DataCursor negative = Cursor(FileUri(data));
   negative.set_offset(-1);
   EXPECT_EQ(ValidateCursor(negative, *roots_, &checked).code(), absl::StatusCode::kInvalidArgument);
