@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 
 #include "absl/strings/numbers.h"
@@ -76,8 +77,13 @@ void ConnectionPool::Close() {
     closed_ = true;
     for (auto& loop : idle_) idle.push_back(std::move(loop));
   }
+  // Closed on their loops: a socket is only ever touched by its loop's thread, which lets the
+  // loops skip the reactor's per-socket locks (EventLoops).
   for (auto& loop : idle) {
-    for (auto& connection : loop) connection->Abort();
+    for (auto& connection : loop) {
+      const LoopExecutor executor = connection->stream().get_executor();
+      boost::asio::post(executor, [connection = std::move(connection)] { connection->Abort(); });
+    }
   }
 }
 

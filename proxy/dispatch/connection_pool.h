@@ -52,7 +52,7 @@ class ConnectionPool {
   /// open and below its bound; closes it otherwise.
   void Return(size_t loop, std::shared_ptr<TcpConnection> connection);
 
-  /// Closes the idle connections; later Returns close theirs too.
+  /// Closes the idle connections, each on its loop; later Returns close theirs too.
   void Close();
 
   using EndpointDone =

@@ -42,7 +42,9 @@ class EventLoops {
   // loop may own sockets of another, so every loop drops its handlers before any loop is gone.
   class Context : public boost::asio::io_context {
    public:
-    Context() : io_context(1) {}  // one thread runs it
+    // One thread runs it, and a socket is only ever used by the thread of its loop (posted to
+    // it from elsewhere), so the reactor needs no lock per socket operation.
+    Context() : io_context(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) {}
     using execution_context::shutdown;
   };
   struct Loop {
