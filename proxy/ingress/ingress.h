@@ -36,7 +36,7 @@ struct IngressOptions {
   /// fails with RESOURCE_EXHAUSTED. Cursors under local roots are checked on the calling thread.
   size_t cursor_check_threads = 2;
   size_t max_queued_cursor_checks = 4096;
-  /// How long a file:// path that passed its check is taken again without a new one
+  /// How long a file:// URI that passed its check is taken again without a new one
   /// (CheckedFiles); zero checks every cursor.
   absl::Duration cursor_check_ttl = absl::Seconds(1);
 };

@@ -6,7 +6,7 @@
 // by itself (its sandbox, not this check, is what holds it to the data roots). Keeping a
 // verdict for a short while, as nginx's open_file_cache does, widens that window by at most the
 // time to live: a file deleted, or swapped for a symlink that leads outside, is still taken
-// for that long. Only passed checks are kept; a path that failed is resolved again every time.
+// for that long. Only passed checks are kept; a URI that failed is checked again every time.
 #pragma once
 
 #include <cstddef>
