@@ -45,8 +45,12 @@ absl::Status Validate(const eofaas::v1::DataCursor& cursor, const DataRoots& roo
     return Invalid(field, "framing", absl::StrCat("unknown value ", cursor.framing()));
   }
 
-  // A file URI that passed lately is taken as it is: neither parsed nor resolved again.
-  if (checked != nullptr && checked->Fresh(cursor.uri())) return absl::OkStatus();
+  // A file URI that passed lately is taken as it is: neither parsed nor resolved again. Only
+  // file URIs have verdicts, so no other is looked up.
+  if (checked != nullptr && absl::StartsWithIgnoreCase(cursor.uri(), "file:") &&
+      checked->Fresh(cursor.uri())) {
+    return absl::OkStatus();
+  }
   const std::string uri_field = absl::StrCat(field, ".uri");
   absl::StatusOr<DataUri> uri = ParseDataUri(cursor.uri(), uri_field);
   if (!uri.ok()) return uri.status();
