@@ -11,8 +11,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -23,13 +21,13 @@
 #include "proxy/dispatch/call_group.h"
 #include "proxy/ingress/http_translation.h"
 #include "proxy/ingress/invoke_call.h"
+#include "proxy/ingress/request_parser.h"
 
 namespace eofaas::proxy {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 // A connection's socket and timer run their handlers on its loop, without type erasure.
@@ -40,73 +38,22 @@ constexpr uint32_t kMaxHeaderBytes = 16 << 10;
 constexpr size_t kReadBytes = 16 << 10;
 constexpr std::chrono::seconds kLingerTimeout(2);
 
-// What the ingress keeps of a request, filled by RequestParser; reused from request to request.
-struct RequestParts {
-  std::string method;
-  std::string target;
-  std::string content_type;  // the first Content-Type field, empty without one
-  std::string body;
-  unsigned version = 11;
-
-  void Clear() {
-    method.clear();
-    target.clear();
-    content_type.clear();
-    body.clear();
-    version = 11;
-  }
-};
-
-// Beast's HTTP/1.1 request parser (framing, chunked bodies, limits, keep-alive), storing only the
-// parts the ingress reads instead of every header field.
-class RequestParser final : public http::basic_parser<true> {
- public:
-  explicit RequestParser(RequestParts& parts) : parts_(parts) {}
-
- private:
-  void on_request_impl(http::verb, beast::string_view method, beast::string_view target,
-                       int version, beast::error_code&) override {
-    parts_.method.assign(method.data(), method.size());
-    parts_.target.assign(target.data(), target.size());
-    parts_.version = static_cast<unsigned>(version);
-  }
-  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
-  void on_field_impl(http::field name, beast::string_view, beast::string_view value,
-                     beast::error_code&) override {
-    if (name == http::field::content_type && !seen_content_type_) {
-      seen_content_type_ = true;
-      parts_.content_type.assign(value.data(), value.size());
-    }
-  }
-  void on_header_impl(beast::error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                         beast::error_code&) override {
-    if (length) parts_.body.reserve(*length);  // within the body limit, checked before
-  }
-  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
-    parts_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
-  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
-    parts_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(beast::error_code&) override {}
-
-  RequestParts& parts_;
-  bool seen_content_type_ = false;
-};
-
-// The answer to a request that could not be parsed, or nullopt when the connection just ends.
-std::optional<HttpAnswer> ParseFailureAnswer(const beast::error_code& error, bool got_some) {
-  if (!got_some || error == http::error::end_of_stream || error == http::error::partial_message) {
-    return std::nullopt;
-  }
+// The answer to a request that could not be parsed.
+HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
   HttpAnswer answer = ErrorAnswer(absl::InvalidArgumentError(
-      absl::StrCat("request: not valid HTTP/1.1 (", error.message(), ")")));
-  if (error == http::error::body_limit || error == http::error::header_limit) {
-    answer.status = error == http::error::body_limit ? 413 : 431;
+      absl::StrCat("request: not valid HTTP/1.1 (", parser.error(), ")")));
+  switch (parser.state()) {
+    case RequestParser::State::kHeadTooLarge:
+      answer.status = 431;
+      break;
+    case RequestParser::State::kBodyTooLarge:
+      answer.status = 413;
+      break;
+    case RequestParser::State::kNotImplemented:
+      answer.status = 501;
+      break;
+    default:
+      break;
   }
   return answer;
 }
@@ -155,11 +102,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
 
  private:
   void NextRequest() {
-    parts_.Clear();
-    parser_.emplace(parts_);
-    parser_->eager(true);
-    parser_->body_limit(ingress_.options_.max_body_bytes);
-    parser_->header_limit(kMaxHeaderBytes);
+    parser_.Start(request_);
     idle_ = true;
     deadline_ = SteadyClock::now() + idle_timeout_;
     ParseOrRead();
@@ -167,14 +110,11 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
 
   // Parses what was read; reads more while the request is not whole.
   void ParseOrRead() {
-    while (buffer_.size() > 0) {
-      beast::error_code error;
-      const size_t used = parser_->put(buffer_.data(), error);
-      buffer_.consume(used);
-      if (error == http::error::need_more) break;
-      if (error) return ParseFailed(error);
-      if (parser_->is_done()) return OnRequest();
-      if (used == 0) break;
+    if (buffer_.size() > 0) {
+      buffer_.consume(parser_.Parse(
+          std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size())));
+      if (parser_.state() == RequestParser::State::kDone) return OnRequest();
+      if (parser_.state() != RequestParser::State::kNeedMore) return ParseFailed();
     }
     socket_.async_read_some(buffer_.prepare(kReadBytes),
                             [self = shared_from_this()](boost::system::error_code error, size_t n) {
@@ -188,23 +128,22 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     ParseOrRead();
   }
 
-  void ParseFailed(const beast::error_code& error) {
-    std::optional<HttpAnswer> answer = ParseFailureAnswer(error, parser_->got_some());
-    if (!answer) return Linger();
+  void ParseFailed() {
     idle_ = false;
     keep_alive_ = false;
-    Respond(*std::move(answer));
+    Respond(ParseFailureAnswer(parser_));
   }
 
   void OnRequest() {
     idle_ = false;
     deadline_ = SteadyClock::time_point::max();  // the call has its own deadline
-    keep_alive_ = parser_->keep_alive();
+    keep_alive_ = request_.keep_alive;
     if (std::optional<HttpAnswer> answer =
-            RejectRequestLine(parts_.method, parts_.target, parts_.content_type)) {
+            RejectRequestLine(request_.method, request_.target, request_.content_type)) {
       return Respond(*std::move(answer));
     }
-    if (absl::Status parsed = ParseInvokeBody(*InvokeRoute(parts_.target), parts_.body, invoke_);
+    if (absl::Status parsed =
+            ParseInvokeBody(*InvokeRoute(request_.target), request_.body, invoke_);
         !parsed.ok()) {
       return Respond(ErrorAnswer(parsed));
     }
@@ -222,7 +161,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   void Respond(HttpAnswer answer) {
     keep_alive_ = keep_alive_ && !ingress_.Draining();
     answer_.clear();
-    AppendResponseHead(answer, parts_.version, keep_alive_, answer_);
+    AppendResponseHead(answer, request_.version, keep_alive_, answer_);
     // A small body joins the head: one buffer is one send, which costs the kernel less than a
     // sendmsg of two. A large one is written from where it is rather than copied.
     if (answer.body.size() <= kReadBytes) {
@@ -320,8 +259,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
   SteadyClock::time_point armed_until_;
   beast::flat_buffer buffer_;
-  RequestParts parts_;
-  std::optional<RequestParser> parser_;
+  HttpRequest request_;
+  RequestParser parser_{kMaxHeaderBytes, ingress_.options_.max_body_bytes};
   InvokeBody invoke_;
   // The call's outcome, until the loop's burst answers it. Kept here rather than in the deferred
   // step, which then holds only `self` and fits in the step's own storage (no allocation).
