@@ -139,6 +139,17 @@ class HttpIngressTest : public ::testing::Test {
     return replica.ok() ? *std::move(replica) : nullptr;
   }
 
+  // Waits, 10 s at most, until the proxy's /metrics holds the line `series`.
+  bool AwaitMetric(const std::string& series) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < give_up) {
+      auto metrics = HttpRequest(proxy_->metrics_address(), "GET", "/metrics");
+      if (metrics.ok() && absl::StrContains(metrics->body, "\n" + series + "\n")) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
   void TearDown() override {
     if (HasFailure() && proxy_) std::cerr << "proxy log:\n" << proxy_->Log();
   }
@@ -348,7 +359,7 @@ TEST_F(HttpIngressTest, PipelinedChunkedAndHttp10RequestsAreAnswered) {
 }
 
 TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {
-  auto slow = StartFault("slow", {"FAULT_DELAY_MS=1500"});
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=3000"});
   ASSERT_NE(slow, nullptr);
   // Nothing listens on the port of a replica that was started and stopped.
   std::string gone;
@@ -374,16 +385,17 @@ TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {
     return own.Send("POST", "/v1/functions/slow:invoke", body).status;
   };
   std::future<int> running = std::async(std::launch::async, call);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(AwaitFaultRequests(slow->address(), 2));  // the late call's, and this one
   std::future<int> queued = std::async(std::launch::async, call);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(AwaitMetric("eofaas_proxy_queue_depth{function=\"slow\"} 1"));
   EXPECT_EQ(call(), 429);
   EXPECT_EQ(running.get(), 200);
   EXPECT_EQ(queued.get(), 200);
 }
 
 TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {
-  auto slow = StartFault("slow", {"FAULT_DELAY_MS=800"});
+  // Slow enough to be still in progress when the proxy is told to stop, and within its grace.
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=3000"});
   ASSERT_NE(slow, nullptr);
   StartProxy({{"slow", {slow->address() + ":4"}}});
   Connection idle(proxy_->http_address());
@@ -393,7 +405,7 @@ TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnecti
     Connection busy(proxy_->http_address());
     return busy.Send("POST", "/v1/functions/slow:invoke", InvokeBody(kScene));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(AwaitFaultRequests(slow->address(), 2));
   proxy_->Terminate();
   EXPECT_TRUE(idle.ClosedByServer());
   Answer answer = in_progress.get();

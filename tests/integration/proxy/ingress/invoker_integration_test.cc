@@ -523,7 +523,7 @@ TEST_F(ControlPlaneProxyTest, KeepsServingWhenTheControlPlaneDies) {
 
 TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
   const std::string path = data_root_ + "/drain.txt";
-  WriteText(path, 400'000);
+  WriteText(path, 200'000);  // long enough to outlast the signal, well within the drain's 5 s
   MapRequest request;
   request.set_function("linecount");
   request.add_inputs(absl::StrCat("file://", path));
@@ -538,7 +538,10 @@ TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
   const int64_t planned = event.planned().items();
   proxy_->Terminate();
   // The Map started before the signal runs to its end; new calls are refused.
-  absl::SleepFor(absl::Milliseconds(200));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (HealthCheck(proxy_->channel()) == 1 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
   EXPECT_NE(HealthCheck(proxy_->channel()), 1);
   int64_t items = 0;
   bool done = false;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -61,6 +62,21 @@ class DispatcherHarness {
                               std::chrono::milliseconds timeout = std::chrono::seconds(5),
                               int max_attempts = 3) {
     return InvokeAsync(function, MakeInvocation(timeout, "call", nullptr, max_attempts)).get();
+  }
+
+  /// Waits, 10 s at most, until `function` has `in_flight` calls on its replicas and `queued`
+  /// waiting for one. False when it does not come to that.
+  bool AwaitLoad(const std::string& function, int in_flight, int queued) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      for (const proxy::FunctionLoad& load : dispatcher_->Load()) {
+        if (load.function == function && load.in_flight == in_flight && load.queued == queued) {
+          return true;
+        }
+      }
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
   }
 
   /// The value of a counter or gauge series; -1 when absent.
