@@ -351,7 +351,7 @@ TEST_F(ControlPlaneTest, UpdateAndScaleWhileDeletingAreFailedPrecondition) {
     EXPECT_EQ(result->status, 200);
     EXPECT_EQ(result->body, "done");
   });
-  absl::SleepFor(absl::Milliseconds(300));
+  absl::SleepFor(absl::Milliseconds(1000));  // at the replica by now; two seconds still to go
   ASSERT_TRUE(Delete("draining").ok());
   EXPECT_EQ(Update(slow).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Scale("draining", 2, 2).error_code(), grpc::StatusCode::FAILED_PRECONDITION);

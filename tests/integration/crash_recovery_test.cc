@@ -178,6 +178,7 @@ TEST_F(CrashRecoveryTest, KillWhileDeletingThenRestartFinishesTheDeletion) {
   plane_->Kill();
 
   Start(/*slow_builds=*/false);
+  ASSERT_TRUE(plane_->WaitGone("doomed").ok());  // the deletion finishes after the restart
   EXPECT_TRUE(Names().empty());
   ExpectGroupsSettleTo({});
 }

@@ -390,7 +390,8 @@ TEST_P(LocalDeployerTest, RemoveDrainsInFlightWorkAndStopsEveryProcess) {
   ASSERT_TRUE(deployer_->Apply(Spec(1, 2)).ok());
   const std::string address = WaitReady(1, 2).endpoints.at(0).address;
   auto in_flight = std::async(std::launch::async, [&] { return Get(address, "/sleep?ms=1000"); });
-  std::this_thread::sleep_for(milliseconds(100));  // let the request arrive first
+  // The replica drains what it is serving when the signal comes, not what waits to be accepted.
+  ASSERT_TRUE(Eventually([&] { return Get(address, "/in-flight") == "200 {\"in_flight\": 1}"; }));
   deployer_->Remove("fn");
   auto removed =
       observations_.WaitFor("fn", [](const DeploymentObservation& o) { return o.removed; });
@@ -493,7 +494,8 @@ TEST_P(LocalDeployerTest, UnwantedLeftoverFinishesItsInFlightWork) {
 }
 
 TEST_P(LocalDeployerTest, UnwantedLeftoverIgnoringSigtermIsKilledAfterTheDrainTimeout) {
-  drain_timeout_ = milliseconds(500);
+  // Long enough that the replica is surely still there when looked for below.
+  drain_timeout_ = milliseconds(2000);
   StartDeployer();
   ASSERT_TRUE(deployer_->Apply(Spec(1, 1, {{"FIXTURE_IGNORE_SIGTERM", "1"}})).ok());
   WaitReady(1, 1);
@@ -506,7 +508,7 @@ TEST_P(LocalDeployerTest, UnwantedLeftoverIgnoringSigtermIsKilledAfterTheDrainTi
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(Groups().size(), 1u) << "SIGTERM alone does not stop it";
   EXPECT_TRUE(Eventually([&] { return Groups().empty(); }));
-  EXPECT_GE(std::chrono::steady_clock::now() - restarted, milliseconds(500));
+  EXPECT_GE(std::chrono::steady_clock::now() - restarted, drain_timeout_);
 }
 
 TEST_P(LocalDeployerTest, FailingProbesTakeAReplicaOutOfTheEndpointsUntilItRecovers) {
