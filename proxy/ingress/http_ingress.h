@@ -1,6 +1,7 @@
 // The HTTP/1.1 front of eofaas-proxy: `POST /v1/functions/{name}:invoke` runs one cursor through
 // StartInvoke (invoke_call.h), like the gRPC Invoke. The wire format is http_translation.h's;
-// this file owns the listening socket and the keep-alive connections (Boost.Beast).
+// this file owns the listening socket and the keep-alive connections (Boost.Asio), whose
+// requests request_parser.h reads.
 #pragma once
 
 #include <atomic>

@@ -263,6 +263,22 @@ TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
   Answer too_large = big.Send("POST", invoke, std::string(2 << 20, ' '));
   EXPECT_EQ(too_large.status, 413);
   EXPECT_FALSE(too_large.keep_alive);
+
+  // A head over 16 KiB is 431, a transfer coding other than chunked 501; both end the connection.
+  Connection huge(proxy_->http_address());
+  huge.SendRaw(absl::StrCat("POST ", invoke, " HTTP/1.1\r\nX-Big: ", std::string(17 << 10, 'a'),
+                            "\r\n\r\n"));
+  Answer head_too_large = huge.Read();
+  EXPECT_EQ(head_too_large.status, 431);
+  EXPECT_FALSE(head_too_large.keep_alive);
+  Connection gzip(proxy_->http_address());
+  gzip.SendRaw(
+      absl::StrCat("POST ", invoke, " HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+  Answer coding = gzip.Read();
+  EXPECT_EQ(coding.status, 501);
+  EXPECT_TRUE(absl::StrContains(coding.body, "Transfer-Encoding: gzip is not supported"))
+      << coding.body;
+  EXPECT_TRUE(gzip.ClosedByServer());
 }
 
 // A checked file is taken again without a new check for --cursor_check_ttl (1 s by default);
