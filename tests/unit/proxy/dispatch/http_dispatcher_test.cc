@@ -20,11 +20,22 @@ FakeReplica::Handler Answer(FakeResponse response) {
   return [response](const std::string&) { return response; };
 }
 
-std::string UnusedAddress() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
-}
+// A loopback address that refuses connections: a socket bound to it and never listening holds
+// the port while it lives, so no other process can take it meanwhile.
+class RefusingAddress {
+ public:
+  RefusingAddress() : socket_(io_) {
+    socket_.open(boost::asio::ip::tcp::v4());
+    socket_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+  }
+  std::string address() const {
+    return "127.0.0.1:" + std::to_string(socket_.local_endpoint().port());
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+};
 
 TEST(HttpDispatcherTest, UnknownFunctionIsNotFoundAndNeverCompletesInline) {
   DispatcherHarness harness({}, 1);
@@ -149,9 +160,10 @@ TEST(HttpDispatcherTest, TooManyRequestsGoesToAnotherReplica) {
 
 TEST(HttpDispatcherTest, RefusedConnectionsAreRetriedAndEjectTheReplica) {
   FakeReplica good(Answer({.body = "ok"}));
-  const std::string dead = UnusedAddress();
-  DispatcherHarness harness;
-  harness.dispatcher().Update("f", {{dead, 4, 1}, {good.address(), 4, 1}});
+  const RefusingAddress dead;
+  // An ejection that outlasts the test however slowly it runs: exactly one is counted.
+  DispatcherHarness harness({.balancer = {.base_ejection = 1h, .max_ejection = 1h}});
+  harness.dispatcher().Update("f", {{dead.address(), 4, 1}, {good.address(), 4, 1}});
   for (int i = 0; i < 40; ++i) {
     InvokeOutcome outcome = harness.Invoke("f");
     ASSERT_TRUE(outcome.status.ok()) << outcome.status;
