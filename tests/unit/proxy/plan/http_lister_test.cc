@@ -171,10 +171,11 @@ TEST_F(HttpListerTest, RefusedConnectionIsUnavailable) {
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   socklen_t length = sizeof(address);
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);  // nobody listens on that port now
+  // Bound and never listening: connections are refused, and no other process takes the port.
   ObjectList out;
   absl::Status status =
       List(lister_, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out);
+  close(fd);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: "));
 }
