@@ -21,6 +21,7 @@
 #include "control/deploy/health_probe.h"
 #include "control/deploy/replica_process.h"
 #include "prometheus/registry.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
@@ -30,6 +31,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
+using tests::Eventually;
 
 constexpr auto kWait = seconds(30);
 
@@ -68,16 +70,6 @@ class Observations {
   std::condition_variable changed_;
   std::map<std::string, std::vector<DeploymentObservation>> history_;
 };
-
-// Polls `done` every 20 ms until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& done, std::chrono::seconds timeout = kWait) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
 
 std::string Get(const std::string& address, const std::string& path) {
   auto response = tests::HttpRequest(address, "GET", path);

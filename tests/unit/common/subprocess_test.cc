@@ -20,12 +20,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::common {
 namespace {
 
 using ::testing::HasSubstr;
+using tests::Eventually;
 
 SpawnOptions Shell(const std::string& script) {
   SpawnOptions options;
@@ -40,16 +42,6 @@ pid_t LastLinePid(const std::string& output) {
   pid_t pid = 0;
   if (lines.empty() || !absl::SimpleAtoi(lines.back(), &pid)) return 0;
   return pid;
-}
-
-// Polls `done` every 20 ms until it holds or five seconds pass.
-bool Eventually(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
 }
 
 bool Running(pid_t pid) {

@@ -9,10 +9,13 @@
 
 #include "absl/time/clock.h"
 #include "tests/support/control_plane.h"
+#include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::proxy {
 namespace {
+
+using tests::Eventually;
 
 // Keeps what the watch handed over.
 class RecordingSink : public EndpointSink {
@@ -43,14 +46,6 @@ class RecordingSink : public EndpointSink {
   std::map<std::string, std::vector<ReplicaInfo>> functions_;
   std::map<std::string, bool> scales_to_zero_;
 };
-
-bool Eventually(const std::function<bool()>& condition) {
-  for (int i = 0; i < 1000; ++i) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return condition();
-}
 
 TEST(ControlPlaneWatchTest, FollowsEndpointsAndKeepsThemWhileTheControlPlaneIsAway) {
   tests::TempDir dir;

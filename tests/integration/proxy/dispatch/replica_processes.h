@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/subprocess.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
@@ -133,17 +134,14 @@ inline absl::StatusOr<std::unique_ptr<ReplicaProcess>> StartFaultReplica(
       std::move(env), dir / (name + ".log"), "/stats");
 }
 
-/// Waits, 10 s at most, until the fault replica at `address` has received `requests` POSTs (its
-/// GET /stats). False when it does not come to that.
+/// Waits until the fault replica at `address` has received `requests` POSTs (its GET /stats).
+/// False when it does not come to that.
 inline bool AwaitFaultRequests(const std::string& address, int requests) {
   const std::string counted = absl::StrCat("\"requests\": ", requests, ",");
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < give_up) {
+  return Eventually([&] {
     auto stats = HttpRequest(address, "GET", "/stats", "", 1000);
-    if (stats.ok() && stats->body.find(counted) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+    return stats.ok() && stats->body.find(counted) != std::string::npos;
+  });
 }
 
 }  // namespace eofaas::tests

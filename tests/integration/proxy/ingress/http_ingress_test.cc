@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/integration/proxy/dispatch/replica_processes.h"
 #include "tests/integration/proxy/ingress/proxy_process.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
@@ -139,15 +140,12 @@ class HttpIngressTest : public ::testing::Test {
     return replica.ok() ? *std::move(replica) : nullptr;
   }
 
-  // Waits, 10 s at most, until the proxy's /metrics holds the line `series`.
+  // Waits until the proxy's /metrics holds the line `series`.
   bool AwaitMetric(const std::string& series) {
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < give_up) {
+    return Eventually([&] {
       auto metrics = HttpRequest(proxy_->metrics_address(), "GET", "/metrics");
-      if (metrics.ok() && absl::StrContains(metrics->body, "\n" + series + "\n")) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+      return metrics.ok() && absl::StrContains(metrics->body, "\n" + series + "\n");
+    });
   }
 
   void TearDown() override {

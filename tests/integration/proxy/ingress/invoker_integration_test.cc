@@ -21,6 +21,7 @@
 #include "tests/integration/proxy/dispatch/replica_processes.h"
 #include "tests/integration/proxy/ingress/proxy_process.h"
 #include "tests/support/control_plane.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_health.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nginx.h"
@@ -538,11 +539,7 @@ TEST_F(StaticEndpointsProxyTest, DrainsAMapInFlightOnSigterm) {
   const int64_t planned = event.planned().items();
   proxy_->Terminate();
   // The Map started before the signal runs to its end; new calls are refused.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (HealthCheck(proxy_->channel()) == 1 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_NE(HealthCheck(proxy_->channel()), 1);
+  EXPECT_TRUE(Eventually([&] { return HealthCheck(proxy_->channel()) != 1; }));
   int64_t items = 0;
   bool done = false;
   while (reader->Read(&event)) {

@@ -6,13 +6,13 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "proxy/dispatch/envelope.h"
 #include "proxy/dispatch/event_loops.h"
 #include "proxy/dispatch/http_dispatcher.h"
+#include "tests/support/eventually.h"
 
 namespace eofaas::tests {
 
@@ -64,19 +64,15 @@ class DispatcherHarness {
     return InvokeAsync(function, MakeInvocation(timeout, "call", nullptr, max_attempts)).get();
   }
 
-  /// Waits, 10 s at most, until `function` has `in_flight` calls on its replicas and `queued`
-  /// waiting for one. False when it does not come to that.
+  /// Waits until `function` has `in_flight` calls on its replicas and `queued` waiting for one.
+  /// False when it does not come to that.
   bool AwaitLoad(const std::string& function, int in_flight, int queued) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
+    return Eventually([&] {
       for (const proxy::FunctionLoad& load : dispatcher_->Load()) {
-        if (load.function == function && load.in_flight == in_flight && load.queued == queued) {
-          return true;
-        }
+        if (load.function == function) return load.in_flight == in_flight && load.queued == queued;
       }
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+      return false;
+    });
   }
 
   /// The value of a counter or gauge series; -1 when absent.

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/names.h"
+#include "tests/support/eventually.h"
 #include "tests/unit/control/k8s/client/api_server_test.h"
 
 namespace eofaas::control::k8s {
@@ -32,6 +33,7 @@ namespace {
 
 namespace json = boost::json;
 using std::chrono::seconds;
+using tests::Eventually;
 using tests::RecordedRequest;
 
 constexpr char kFunction[] = "ndvi";
@@ -97,16 +99,6 @@ class Observations {
   std::condition_variable added_;
   std::map<std::string, std::vector<DeploymentObservation>> history_;
 };
-
-/// Polls `condition` until it holds, for at most 10 s.
-bool Eventually(const std::function<bool()>& condition) {
-  const auto give_up = std::chrono::steady_clock::now() + seconds(10);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 const json::value* At(const json::object& object, std::initializer_list<std::string_view> path) {
   const json::value* value = nullptr;
