@@ -311,9 +311,9 @@ size_t RequestParser::ParseBody(std::string_view data) {
 bool RequestParser::ParseChunkSize(std::string_view line) {
   uint64_t size = 0;
   size_t digits = 0;
-  for (; digits < line.size() && HexValue(line[digits]) >= 0; ++digits) {
+  for (int value; digits < line.size() && (value = HexValue(line[digits])) >= 0; ++digits) {
     if (digits == kMaxChunkSizeDigits) return Fail(State::kBad, "chunked body: a chunk too large");
-    size = size * 16 + static_cast<uint64_t>(HexValue(line[digits]));
+    size = size * 16 + static_cast<uint64_t>(value);
   }
   if (digits == 0) return Fail(State::kBad, "chunked body: a chunk size that is not hexadecimal");
   // Extensions (";name=value") are ignored, as RFC 9112 section 7.1.1 allows.
