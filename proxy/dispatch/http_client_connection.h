@@ -21,6 +21,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "proxy/dispatch/deadline_sweep.h"
+#include "proxy/dispatch/drained_read.h"
 #include "proxy/dispatch/response_parser.h"
 
 namespace eofaas::proxy {
@@ -221,19 +222,19 @@ template <typename Stream>
 void HttpClientConnection<Stream>::StartReading() {
   parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
   parser_->eager(true);
-  // The answer cannot be there yet, and Asio tries a read before it waits for readiness: read
-  // now, and that try finds the socket empty, one system call for nothing. The handlers already
-  // due run first; under load the answer has arrived by then and the try reads it.
-  boost::asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->Read(); });
+  Read();
 }
 
 template <typename Stream>
 void HttpClientConnection<Stream>::Read() {
-  stream_.async_read_some(
-      buffer_.prepare(kReadBytes),
-      [self = this->shared_from_this()](boost::system::error_code error, size_t read) {
-        self->OnRead(error, read);
-      });
+  auto on_read = [self = this->shared_from_this()](boost::system::error_code error, size_t read) {
+    self->OnRead(error, read);
+  };
+  if constexpr (requires { stream_.native_handle(); }) {
+    AsyncReadDrained(stream_, buffer_.prepare(kReadBytes), std::move(on_read));
+  } else {
+    stream_.async_read_some(buffer_.prepare(kReadBytes), std::move(on_read));
+  }
 }
 
 template <typename Stream>

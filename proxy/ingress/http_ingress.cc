@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "proxy/dispatch/call_group.h"
+#include "proxy/dispatch/drained_read.h"
 #include "proxy/ingress/http_translation.h"
 #include "proxy/ingress/invoke_call.h"
 #include "proxy/ingress/request_parser.h"
@@ -116,10 +117,10 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
       if (parser_.state() == RequestParser::State::kDone) return OnRequest();
       if (parser_.state() != RequestParser::State::kNeedMore) return ParseFailed();
     }
-    socket_.async_read_some(buffer_.prepare(kReadBytes),
-                            [self = shared_from_this()](boost::system::error_code error, size_t n) {
-                              self->OnRead(error, n);
-                            });
+    AsyncReadDrained(socket_, buffer_.prepare(kReadBytes),
+                     [self = shared_from_this()](boost::system::error_code error, size_t n) {
+                       self->OnRead(error, n);
+                     });
   }
 
   void OnRead(const boost::system::error_code& error, size_t n) {
@@ -194,13 +195,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     if (answer_.capacity() > kReadBytes) std::string().swap(answer_);
     std::string().swap(large_body_);
     if (!keep_alive_ || ingress_.Draining()) return Linger();
-    if (buffer_.size() > 0) return NextRequest();  // pipelined
-    // The client sends its next request once it has read this answer, so reading now would find
-    // the socket empty (see HttpClientConnection::RoundTrip). The handlers already due run first.
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      if (self->ingress_.Draining()) return self->Linger();  // too late for CloseIfIdle
-      self->NextRequest();
-    });
+    NextRequest();
   }
 
   // A lingering close: the client may still be sending (a body answered 413 before it was read).
