@@ -132,10 +132,11 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
     }
   }
 
-  // The request is out: reads the response, after the handlers already due.
+  // The request is out: reads the response.
   void StartReading();
   // Reads until the parser holds a whole response: what Beast's http::async_read does, without
-  // its layers of composed operations around each read.
+  // its layers of composed operations around each read. A TCP socket is read without the reads
+  // that find nothing (drained_read.h).
   void Read();
   void OnRead(const boost::system::error_code& read_error, size_t read);
   // Ends the round trip with `error` (none: the parser holds the response).
