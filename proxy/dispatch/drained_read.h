@@ -1,6 +1,6 @@
 // Reading a TCP socket without reads that find nothing. Asio's async_read_some first tries to
 // read and waits for readiness only when that finds the socket empty. For a request and its
-// answer the next bytes are rarely there yet, so the try is a system call for nothing: about one
+// answer the next bytes are rarely there yet, so the try is a system call for nothing: up to one
 // per request on each side of the proxy. haproxy takes a short read (fewer bytes than asked for)
 // as a sign that the socket is drained, and reads it next only once it is reported readable.
 //
@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace eofaas::proxy {
@@ -107,6 +108,8 @@ template <typename Executor, typename Handler>
 void AsyncReadDrained(boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>& socket,
                       boost::asio::mutable_buffer buffer, Handler handler) {
   namespace detail = boost::asio::detail;
+  static_assert(std::is_same_v<detail::reactor, detail::epoll_reactor>,
+                "a short read marks a socket drained only in the epoll reactor");
   auto& implementation = drained_read_internal::SocketAccess<
       boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>>::Implementation(socket);
   auto& reactor = boost::asio::use_service<detail::reactor>(
