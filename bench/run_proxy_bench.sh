@@ -5,8 +5,10 @@
 # Invoke rate, and R 1,000,000-cursor Maps (a 1 MB file, chunk_bytes 1) one after the other, the
 # median cursors/s counted like the HTTP rows', with the proxy's memory sampled meanwhile.
 #
-# HTTP rows (requests/s, p50, p99 from wrk's latency histogram, via bench/template_bench.lua;
-# each the median of R rounds in which the rows take turns, every round's requests/s printed):
+# HTTP rows (requests/s, p50, p99 from wrk's latency histogram, via bench/template_bench.lua, and
+# the server's CPU time per request: user and system time of all its processes, as the kernel
+# counts it for them, over the requests answered; each the median of R rounds in which the rows
+# take turns, every round's requests/s printed):
 # - direct:      wrk POSTs a replica envelope to one replica's /invoke (wrk -t1 has one target);
 #                the ceiling of what a single replica answers, not a proxy;
 # - eofaas-proxy POST /v1/functions/echo:invoke {"cursor": {...}, "args": {}} on its HTTP ingress
@@ -195,6 +197,7 @@ EOF
 "${sut[@]}" /usr/sbin/nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
   >"$tmp/nginx/stdout.log" 2>&1 &
 pids+=($!)
+nginx_pid=$!
 wait_port "$nginx_port" nginx "$tmp/nginx/error.log"
 
 # --- haproxy: one thread, keep-alive to the replicas, the same rewrite -----------------------
@@ -222,6 +225,7 @@ EOF
 } >"$tmp/haproxy.cfg"
 "${sut[@]}" /usr/sbin/haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
 pids+=($!)
+haproxy_pid=$!
 wait_port "$haproxy_port" haproxy "$tmp/haproxy.log"
 
 # --- HTTP rows ------------------------------------------------------------------------------
@@ -229,13 +233,24 @@ cursor="{\"uri\": \"file://$data\", \"offset\": 0, \"length\": 100}"
 ingress_body="{\"cursor\": $cursor, \"args\": {}}"
 envelope="{\"id\": \"bench\", \"cursor\": $cursor, \"args\": {}, \"deadline_ms\": 60000, \"attempt\": 1}"
 echo "HTTP: wrk -t1 -c$connections -d${duration}s, $replica_count echo replicas, $rounds interleaved rounds;" \
-  "median requests/s, p50, p99"
-declare -A samples  # NAME -> "rps p50_us p99_us" lines, one per round
+  "median requests/s, p50, p99, server CPU per request"
+declare -A samples  # NAME -> "rps p50_us p99_us cpu_ns" lines, one per round
 declare -A broken   # NAME -> 1 once a round of it failed
-# measure NAME URL BODY: one wrk run (after a warm-up in the first round), added to samples[NAME]
-# when every response was a 200; a failed row is reported and measured no more.
+readonly clock_ticks=$(getconf CLK_TCK)
+# cpu_ticks PID: user and system time of PID and its child processes (nginx's worker), in ticks.
+cpu_ticks() {
+  local pid ticks=0
+  for pid in "$1" $(pgrep -P "$1"); do
+    ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$ticks"
+}
+# measure NAME PID URL BODY: one wrk run (after a warm-up in the first round) against the server
+# PID, added to samples[NAME] when every response was a 200; a failed row is reported and
+# measured no more.
 measure() {
-  local name=$1 url=$2 body=$3 answer out requests micros errors non_2xx p50_us p99_us
+  local name=$1 pid=$2 url=$3 body=$4 answer out requests micros errors non_2xx p50_us p99_us
+  local ticks_before cpu_ns
   [ "${broken[$name]:-0}" = 0 ] || return 0
   if [ -z "${samples[$name]:-}" ]; then
     answer=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -250,6 +265,7 @@ measure() {
     EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d2s \
       -s bench/template_bench.lua "$url" >/dev/null
   fi
+  ticks_before=$(cpu_ticks "$pid")
   out=$(EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d"${duration}s" \
     -s bench/template_bench.lua "$url" | grep '^TEMPLATE_BENCH ')
   read -r _ requests micros errors non_2xx p50_us p99_us _ <<<"$out"
@@ -260,13 +276,14 @@ measure() {
     failed=1
     return
   fi
-  samples[$name]+="$((requests * 1000000 / micros)) $p50_us $p99_us"$'\n'
+  cpu_ns=$((($(cpu_ticks "$pid") - ticks_before) * 1000000000 / clock_ticks / requests))
+  samples[$name]+="$((requests * 1000000 / micros)) $p50_us $p99_us $cpu_ns"$'\n'
 }
 # middle: the median of the numbers on stdin, one per line.
 middle() {
   sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-# median COLUMN NAME: the median of one column (1 rps, 2 p50, 3 p99) over NAME's rounds.
+# median COLUMN NAME: the median of one column (1 rps, 2 p50, 3 p99, 4 CPU) over NAME's rounds.
 median() { printf '%s' "${samples[$2]}" | awk -v c="$1" '{ print $c }' | middle; }
 
 names=(direct)
@@ -275,30 +292,32 @@ names+=(nginx haproxy)
 # Rows take turns, so that a slow spell of the machine falls on every row rather than on one.
 for _ in $(seq "$rounds"); do
   [ "${#load[@]}" = 0 ] || taskset -pc 1 "${replica_pids[0]}" >/dev/null  # the server under test
-  measure direct "http://${replica_addresses[0]}/invoke" "$envelope"
+  measure direct "${replica_pids[0]}" "http://${replica_addresses[0]}/invoke" "$envelope"
   [ "${#load[@]}" = 0 ] || taskset -pc 0 "${replica_pids[0]}" >/dev/null
   if [ "$has_http_ingress" = 1 ]; then
-    measure eofaas-proxy "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
+    measure eofaas-proxy "$proxy_pid" "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
   fi
-  measure nginx "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
-  measure haproxy "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
+  measure nginx "$nginx_pid" "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
+  measure haproxy "$haproxy_pid" "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
 done
 [ "$has_http_ingress" = 1 ] || printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
-declare -A rps p99
+declare -A rps p99 cpu
 for name in "${names[@]}"; do
   [ "${broken[$name]:-0}" = 0 ] && [ -n "${samples[$name]:-}" ] || continue
   rps[$name]=$(median 1 "$name")
   p99[$name]=$(median 3 "$name")
+  cpu[$name]=$(median 4 "$name")
   awk -v n="$name" -v r="${rps[$name]}" -v a="$(median 2 "$name")" -v b="${p99[$name]}" \
+    -v c="${cpu[$name]}" \
     -v all="$(printf '%s' "${samples[$name]}" | awk '{ printf "%s%d", (NR > 1 ? " " : ""), $1 }')" \
-    'BEGIN { printf "%-14s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   (rounds: %s)\n", n, r, a / 1e3, b / 1e3, all }'
+    'BEGIN { printf "%-14s %10.0f req/s   p50 %5.2f ms   p99 %5.2f ms   CPU %5.2f us/req   (rounds: %s)\n", n, r, a / 1e3, b / 1e3, c / 1e3, all }'
 done
 missed=0
 
 if [ -n "${rps[eofaas-proxy]:-}" ] && [ -n "${rps[haproxy]:-}" ]; then
   if awk -v p="${rps[eofaas-proxy]}" -v h="${rps[haproxy]}" -v pl="${p99[eofaas-proxy]}" \
-    -v hl="${p99[haproxy]}" 'BEGIN {
-      printf "eofaas-proxy / haproxy: %.2fx requests/s, p99 %.2f ms vs %.2f ms\n", p / h, pl / 1e3, hl / 1e3
+    -v hl="${p99[haproxy]}" -v pc="${cpu[eofaas-proxy]}" -v hc="${cpu[haproxy]}" 'BEGIN {
+      printf "eofaas-proxy / haproxy: %.2fx requests/s, p99 %.2f ms vs %.2f ms, %.2fx the CPU per request\n", p / h, pl / 1e3, hl / 1e3, pc / hc
       exit !(p >= 1.1 * h && pl <= hl) }'; then
     echo "target met:    HTTP ingress >= 1.1x haproxy's requests/s with a p99 no worse"
   else
