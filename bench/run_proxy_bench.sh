@@ -239,11 +239,9 @@ declare -A broken   # NAME -> 1 once a round of it failed
 readonly clock_ticks=$(getconf CLK_TCK)
 # cpu_ticks PID: user and system time of PID and its child processes (nginx's worker), in ticks.
 cpu_ticks() {
-  local pid ticks=0
-  for pid in "$1" $(pgrep -P "$1"); do
-    ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-  done
-  echo "$ticks"
+  local pid
+  for pid in "$1" $(pgrep -P "$1"); do cat "/proc/$pid/stat" 2>/dev/null || true; done |
+    awk '{ ticks += $14 + $15 } END { print ticks + 0 }'
 }
 # measure NAME PID URL BODY: one wrk run (after a warm-up in the first round) against the server
 # PID, added to samples[NAME] when every response was a 200; a failed row is reported and
