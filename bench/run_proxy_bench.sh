@@ -26,7 +26,10 @@
 # (connections opened, not counted). The gRPC figures keep that split: the proxy on CPU 1,
 # proxy_bench and the replicas on CPU 0. With fewer than 2 CPUs nothing is pinned. Other load on
 # the machine skews the figures: the rounds spread a slow spell over every row, and their spread
-# shows how quiet the machine was.
+# shows how quiet the machine was. CPU 0 bounds the proxied rows: it carries wrk (the direct
+# row's rate is what wrk alone reaches) and every request's replica work (the direct row's CPU
+# per request). A server whose CPU per request comes near their sum runs near CPU 0's limit,
+# where a slow spell on CPU 0 costs it more than it costs a slower server.
 #
 # Targets: HTTP ingress ≥ 1.1× haproxy's requests/s with a p99 no worse than haproxy's; Map
 # ≥ 100,000 cursors/s; proxy RSS ≤ 64 MiB during the 1M-cursor Maps (the highest peak of VmRSS
