@@ -296,10 +296,12 @@ for _ in $(seq "$rounds"); do
   measure direct "${replica_pids[0]}" "http://${replica_addresses[0]}/invoke" "$envelope"
   [ "${#load[@]}" = 0 ] || taskset -pc 0 "${replica_pids[0]}" >/dev/null
   if [ "$has_http_ingress" = 1 ]; then
-    measure eofaas-proxy "$proxy_pid" "http://127.0.0.1:$http_port/v1/functions/echo:invoke" "$ingress_body"
+    measure eofaas-proxy "$proxy_pid" "http://127.0.0.1:$http_port/v1/functions/echo:invoke" \
+      "$ingress_body"
   fi
   measure nginx "$nginx_pid" "http://127.0.0.1:$nginx_port/v1/functions/echo:invoke" "$ingress_body"
-  measure haproxy "$haproxy_pid" "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" "$ingress_body"
+  measure haproxy "$haproxy_pid" "http://127.0.0.1:$haproxy_port/v1/functions/echo:invoke" \
+    "$ingress_body"
 done
 [ "$has_http_ingress" = 1 ] || printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
 declare -A rps p99 cpu
@@ -311,14 +313,18 @@ for name in "${names[@]}"; do
   awk -v n="$name" -v r="${rps[$name]}" -v a="$(median 2 "$name")" -v b="${p99[$name]}" \
     -v c="${cpu[$name]}" \
     -v all="$(printf '%s' "${samples[$name]}" | awk '{ printf "%s%d", (NR > 1 ? " " : ""), $1 }')" \
-    'BEGIN { printf "%-14s %10.0f req/s   p50 %5.2f ms   p99 %5.2f ms   CPU %5.2f us/req   (rounds: %s)\n", n, r, a / 1e3, b / 1e3, c / 1e3, all }'
+    'BEGIN { printf "%-14s %10.0f req/s   p50 %5.2f ms   p99 %5.2f ms   CPU %5.2f us/req", n, r,
+               a / 1e3, b / 1e3, c / 1e3
+             printf "   (rounds: %s)\n", all }'
 done
 missed=0
 
 if [ -n "${rps[eofaas-proxy]:-}" ] && [ -n "${rps[haproxy]:-}" ]; then
   if awk -v p="${rps[eofaas-proxy]}" -v h="${rps[haproxy]}" -v pl="${p99[eofaas-proxy]}" \
     -v hl="${p99[haproxy]}" -v pc="${cpu[eofaas-proxy]}" -v hc="${cpu[haproxy]}" 'BEGIN {
-      printf "eofaas-proxy / haproxy: %.2fx requests/s, p99 %.2f ms vs %.2f ms, %.2fx the CPU per request\n", p / h, pl / 1e3, hl / 1e3, pc / hc
+      printf "eofaas-proxy / haproxy: %.2fx requests/s, p99 %.2f ms vs %.2f ms, ", p / h, pl / 1e3,
+        hl / 1e3
+      printf "%.2fx the CPU per request\n", pc / hc
       exit !(p >= 1.1 * h && pl <= hl) }'; then
     echo "target met:    HTTP ingress >= 1.1x haproxy's requests/s with a p99 no worse"
   else
