@@ -3,6 +3,8 @@
 // until SIGTERM or SIGINT, then drains both.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -41,6 +43,7 @@ struct Flags {
   std::string control;
   std::string endpoints;
   std::vector<std::string> data_root;
+  std::string tls_ca_file;
   int64_t threads = 2;
   int64_t queue_limit = 1024;
   absl::Duration cursor_check_ttl = IngressOptions().cursor_check_ttl;
@@ -69,6 +72,10 @@ absl::Status Run(int argc, char** argv) {
                     &flags.endpoints);
   options.AddStringList("data_root", "directory file:// cursors and Map inputs may name",
                         &flags.data_root);
+  options.AddString("tls_ca_file",
+                    "PEM file of the certificate authorities https:// inputs are checked against "
+                    "(default: the system's)",
+                    &flags.tls_ca_file);
   options.AddInt("threads", "event loops, one thread each (dispatch and HTTP ingress)",
                  &flags.threads);
   options.AddInt("queue_limit",
@@ -108,6 +115,10 @@ absl::Status Run(int argc, char** argv) {
     return absl::Status(data_roots.status().code(),
                         absl::StrCat("data_root: ", data_roots.status().message()));
   }
+  if (!flags.tls_ca_file.empty() && access(flags.tls_ca_file.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_ca_file: cannot read ", flags.tls_ca_file, ": ", std::strerror(errno)));
+  }
   std::optional<std::map<std::string, std::vector<ReplicaInfo>>> static_endpoints;
   if (!flags.endpoints.empty()) {
     auto loaded = LoadStaticEndpoints(flags.endpoints);
@@ -129,7 +140,7 @@ absl::Status Run(int argc, char** argv) {
         [reporter = reporter.get()](const std::string&) { reporter->ReportNow(); });
   }
   FileLister file_lister(*data_roots);
-  HttpLister http_lister;
+  HttpLister http_lister({.ca_file = flags.tls_ca_file});
   IngressMetrics ingress_metrics(*registry);
   Ingress ingress(*dispatcher, *data_roots, {&file_lister, &http_lister}, ingress_metrics,
                   {.cursor_check_ttl = flags.cursor_check_ttl});

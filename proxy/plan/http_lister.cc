@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -52,6 +53,8 @@ absl::Status TransferError(CURLcode code, absl::string_view field, absl::string_
       return absl::DeadlineExceededError(message);
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
       return absl::FailedPreconditionError(message);
     default:
       return absl::UnavailableError(message);
@@ -68,7 +71,7 @@ absl::Status HttpError(long code, absl::string_view field, absl::string_view uri
 
 }  // namespace
 
-HttpLister::HttpLister(absl::Duration timeout) : timeout_(timeout) {
+HttpLister::HttpLister(HttpListerOptions options) : options_(std::move(options)) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
@@ -81,7 +84,7 @@ absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
   std::unique_ptr<CURL, CurlCleanup> curl(curl_easy_init());
   if (curl == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
   char error[CURL_ERROR_SIZE] = "";
-  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(timeout_));
+  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(options_.timeout));
   CURL* handle = curl.get();
   curl_easy_setopt(handle, CURLOPT_URL, input.text.c_str());
   curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
@@ -93,6 +96,7 @@ absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
   curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(handle, CURLOPT_USERAGENT, "eofaas-proxy");
+  if (!options_.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options_.ca_file.c_str());
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
   if (CURLcode code = curl_easy_perform(handle); code != CURLE_OK) {
     return TransferError(code, field, input.text, error);

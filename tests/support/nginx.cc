@@ -23,8 +23,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kNginxBinary[] = "/usr/sbin/nginx";
+constexpr char kOpensslBinary[] = "/usr/bin/openssl";
 
-// %1$s: the work directory, %2$s: the served root, %3$d: the port. Every path nginx would write
+// %1$s: the work directory, %2$s: the served root, %3$d: the port, %4$d: the TLS port, its
+// certificate and key in the work directory. Every path nginx would write
 // by default (under /var) is moved into the work directory. /.nginx-ready answers the start-up
 // probe and stays out of the access log.
 constexpr absl::string_view kConfig = R"(daemon off;
@@ -44,6 +46,9 @@ http {
     scgi_temp_path %1$s/scgi;
     server {
         listen 127.0.0.1:%3$d;
+        listen 127.0.0.1:%4$d ssl;
+        ssl_certificate %1$s/cert.pem;
+        ssl_certificate_key %1$s/key.pem;
         root %2$s;
         location / { }
         location = /.nginx-ready { access_log off; return 204; }
@@ -54,6 +59,23 @@ http {
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A self-signed certificate for IP 127.0.0.1 (cert.pem) and its key (key.pem) in `dir`.
+absl::Status MakeCertificate(const std::string& dir) {
+  absl::StatusOr<common::RunResult> made =
+      common::Run({.argv = {kOpensslBinary, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                            dir + "/key.pem", "-out", dir + "/cert.pem"},
+                   .env = {"PATH=/usr/bin:/bin"}},
+                  absl::Seconds(30));
+  if (!made.ok()) return made.status();
+  if (!made->ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("openssl could not make a certificate: ", made->output));
+  }
+  return absl::OkStatus();
 }
 
 // A loopback port that was free a moment ago: nginx cannot report a port the kernel chose for
@@ -76,21 +98,26 @@ absl::StatusOr<int> ReservePort() {
 
 absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& root,
                                                     const std::string& work_dir) {
-  if (access(kNginxBinary, X_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(kNginxBinary, " not found (Debian package nginx)"));
+  for (const char* binary : {kNginxBinary, kOpensslBinary}) {
+    if (access(binary, X_OK) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(binary, " not found (Debian packages nginx and openssl)"));
+    }
   }
   std::unique_ptr<Nginx> nginx(new Nginx());
   nginx->work_dir_ = fs::absolute(work_dir).string();
   fs::create_directories(nginx->work_dir_);
+  if (absl::Status made = MakeCertificate(nginx->work_dir_); !made.ok()) return made;
   const std::string config = nginx->work_dir_ + "/nginx.conf";
   const std::string error_log = nginx->work_dir_ + "/error.log";
   const std::string output_log = nginx->work_dir_ + "/stderr.log";
   for (int attempt = 0; attempt < 3; ++attempt) {
     absl::StatusOr<int> port = ReservePort();
     if (!port.ok()) return port.status();
+    absl::StatusOr<int> tls_port = ReservePort();
+    if (!tls_port.ok()) return tls_port.status();
     std::ofstream(config) << absl::StrFormat(kConfig, nginx->work_dir_, fs::absolute(root).string(),
-                                             *port);
+                                             *port, *tls_port);
     common::SpawnOptions spawn{
         .argv = {kNginxBinary, "-p", nginx->work_dir_, "-c", config, "-e", error_log},
         .env = {"PATH=/usr/bin:/bin"},
@@ -99,9 +126,10 @@ absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& root,
     if (!pid.ok()) return pid.status();
     nginx->pid_ = *pid;
     nginx->address_ = absl::StrCat("127.0.0.1:", *port);
+    nginx->tls_address_ = absl::StrCat("127.0.0.1:", *tls_port);
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     for (;;) {
-      // nginx exits at once when it cannot listen (the port was taken meanwhile): next port.
+      // nginx exits at once when it cannot listen (a port was taken meanwhile): next ports.
       if (waitpid(nginx->pid_, nullptr, WNOHANG) == nginx->pid_) {
         nginx->pid_ = -1;
         break;
@@ -132,6 +160,10 @@ Nginx::~Nginx() {
 
 std::string Nginx::Url(const std::string& path) const {
   return absl::StrCat("http://", address_, "/", path);
+}
+
+std::string Nginx::HttpsUrl(const std::string& path) const {
+  return absl::StrCat("https://", tls_address_, "/", path);
 }
 
 std::string Nginx::AccessLog() const { return ReadAll(work_dir_ + "/access.log"); }

@@ -1,5 +1,6 @@
-// Debian's nginx serving a directory over http:// on loopback: a real data store for tests that
-// read http(s) objects (HEAD with Content-Length, ETag and Accept-Ranges; GET with Range).
+// Debian's nginx serving a directory over http:// and https:// on loopback: a real data store for
+// tests that read http(s) objects (HEAD with Content-Length, ETag and Accept-Ranges; GET with
+// Range).
 #pragma once
 
 #include <sys/types.h>
@@ -12,13 +13,16 @@
 namespace eofaas::tests {
 
 /// One /usr/sbin/nginx process (no daemon, no master) serving the files under a directory at
-/// http://127.0.0.1:<port>/, its configuration, logs and temporary files in a work directory.
-/// Killed with its process group on destruction. Thread-compatible.
+/// http://127.0.0.1:<port>/ and https://127.0.0.1:<tls port>/ (a self-signed certificate for IP
+/// 127.0.0.1, made by /usr/bin/openssl at start), its configuration, certificate, logs and
+/// temporary files in a work directory. Killed with its process group on destruction.
+/// Thread-compatible.
 class Nginx {
  public:
-  /// Starts nginx on a free port serving `root` and waits until it answers. `work_dir` is created
-  /// when missing. FAILED_PRECONDITION when /usr/sbin/nginx is missing or keeps failing to start
-  /// (its error log is in the message), DEADLINE_EXCEEDED when it does not answer in time.
+  /// Starts nginx on two free ports serving `root` and waits until it answers. `work_dir` is
+  /// created when missing. FAILED_PRECONDITION when /usr/sbin/nginx or /usr/bin/openssl is
+  /// missing, the certificate cannot be made, or nginx keeps failing to start (its error log is in
+  /// the message); DEADLINE_EXCEEDED when it does not answer in time.
   static absl::StatusOr<std::unique_ptr<Nginx>> Start(const std::string& root,
                                                       const std::string& work_dir);
   ~Nginx();
@@ -29,6 +33,10 @@ class Nginx {
   const std::string& address() const { return address_; }
   /// The URL of `path` relative to the root: "http://127.0.0.1:<port>/<path>".
   std::string Url(const std::string& path) const;
+  /// The same over TLS: "https://127.0.0.1:<tls port>/<path>".
+  std::string HttpsUrl(const std::string& path) const;
+  /// The PEM file of the self-signed certificate https:// clients have to trust.
+  std::string certificate() const { return work_dir_ + "/cert.pem"; }
   /// One line per request nginx has finished: `<method> <uri> "<Range header>" <status> <body
   /// bytes sent>`, e.g. `GET /big.txt "bytes=0-65535" 206 65536` ("-" for no Range header).
   std::string AccessLog() const;
@@ -39,6 +47,7 @@ class Nginx {
   pid_t pid_ = -1;
   std::string work_dir_;
   std::string address_;
+  std::string tls_address_;
 };
 
 }  // namespace eofaas::tests

@@ -129,23 +129,29 @@ class ProxyTest : public ::testing::Test {
   }
 
   // Starts the proxy with an --endpoints file naming these replicas of linecount.
-  void StartProxyWithEndpoints(const std::vector<Endpoint>& replicas) {
+  void StartProxyWithEndpoints(const std::vector<Endpoint>& replicas,
+                               std::vector<std::string> flags = {}) {
     std::string yaml = "functions:\n  linecount:\n";
     for (const auto& replica : replicas) {
       absl::StrAppend(&yaml, "    - address: ", replica.address,
                       "\n      concurrency: ", replica.concurrency, "\n");
     }
-    StartProxy({"--endpoints=" + dir_.Write("endpoints.yaml", yaml)});
+    flags.push_back("--endpoints=" + dir_.Write("endpoints.yaml", yaml));
+    StartProxy(std::move(flags));
   }
 
-  // The python3 runtime serving the linecount example, `concurrency` invocations at once.
-  std::unique_ptr<ReplicaProcess> StartLinecount(const std::string& name, int concurrency = 4) {
+  // The python3 runtime serving the linecount example, `concurrency` invocations at once, with
+  // `env` added to its environment.
+  std::unique_ptr<ReplicaProcess> StartLinecount(const std::string& name, int concurrency = 4,
+                                                 const std::vector<std::string>& env = {}) {
+    std::vector<std::string> environment = {
+        "PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount",
+        absl::StrCat("EOFAAS_CONCURRENCY=", concurrency),
+        "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"};
+    environment.insert(environment.end(), env.begin(), env.end());
     auto replica = ReplicaProcess::Start(
         {"/usr/bin/python3", "-B", EOFAAS_SOURCE_DIR "/templates/python3/runtime/server.py"},
-        {"PATH=/usr/bin:/bin", "EOFAAS_PORT=0", "EOFAAS_FUNCTION=linecount",
-         absl::StrCat("EOFAAS_CONCURRENCY=", concurrency),
-         "EOFAAS_FUNCTION_DIR=" EOFAAS_SOURCE_DIR "/examples/python3-linecount"},
-        dir_ / (name + ".log"), "/healthz");
+        std::move(environment), dir_ / (name + ".log"), "/healthz");
     EXPECT_TRUE(replica.ok()) << replica.status();
     return replica.ok() ? *std::move(replica) : nullptr;
   }
@@ -615,6 +621,64 @@ TEST_F(ControlPlaneProxyTest, MapOverAnHttpObjectSplitsItIntoRanges) {
     EXPECT_TRUE(absl::StartsWith(get, "GET /big.txt \"bytes=")) << get;
     EXPECT_TRUE(absl::StrContains(get, "\" 206 ")) << get;
   }
+}
+
+// An object store whose certificate no public authority signed (nginx's self-signed one): the
+// proxy trusts it for its HEAD through --tls_ca_file, the replica for its ranged GETs through
+// SSL_CERT_FILE. The lines add up as over http://.
+TEST_F(ProxyTest, MapOverAnHttpsObjectTrustsTheCaFile) {
+  const std::string path = dir_ / "www/tls.txt";
+  fs::create_directories(dir_ / "www");
+  WriteText(path, 200'000);
+  const int64_t lines = CountLines(path);
+  auto nginx = Nginx::Start(dir_ / "www", dir_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  const std::string ca_file = (*nginx)->certificate();
+  auto replica = StartLinecount("replica", 4, {"SSL_CERT_FILE=" + ca_file});
+  ASSERT_TRUE(replica);
+  StartProxyWithEndpoints({{replica->address(), 4}}, {"--tls_ca_file=" + ca_file});
+  const int64_t chunk = 16 << 10;
+  MapRun run = Map(LinesMap((*nginx)->HttpsUrl("tls.txt"), chunk));
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_FALSE(items.empty());
+  EXPECT_EQ(run.events.front().planned().items(),
+            (static_cast<int64_t>(fs::file_size(path)) + chunk - 1) / chunk);
+  int64_t sum_lines = 0;
+  for (const auto& item : items) {
+    ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+    EXPECT_EQ(item.cursor().uri(), (*nginx)->HttpsUrl("tls.txt"));
+    sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+  }
+  EXPECT_EQ(sum_lines, lines);
+}
+
+// Without --tls_ca_file the same Map is refused before anything is planned: the certificate does
+// not check out against the system's authorities, and asking again would not change that. A
+// --tls_ca_file that cannot be read stops the proxy at start.
+TEST_F(ProxyTest, MapOverAnUntrustedHttpsObjectIsRefused) {
+  auto refused = ProxyProcess::Start({"--endpoints=" + dir_.Write("none.yaml", "functions: {}\n"),
+                                      "--tls_ca_file=" + dir_ / "missing.pem"},
+                                     dir_ / "refused.log");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "tls_ca_file: cannot read "))
+      << refused.status();
+
+  fs::create_directories(dir_ / "www");
+  WriteText(dir_ / "www/tls.txt", 10'000);
+  auto nginx = Nginx::Start(dir_ / "www", dir_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  auto replica = StartLinecount("replica");
+  ASSERT_TRUE(replica);
+  StartProxyWithEndpoints({{replica->address(), 4}});
+  MapRun run = Map(LinesMap((*nginx)->HttpsUrl("tls.txt"), 1000));
+  EXPECT_EQ(run.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << run.status.error_message();
+  EXPECT_TRUE(absl::StrContains(run.status.error_message(), "inputs[0]: HEAD https://"))
+      << run.status.error_message();
+  EXPECT_TRUE(absl::StrContains(run.status.error_message(), "certificate"))
+      << run.status.error_message();
+  EXPECT_TRUE(run.events.empty());
+  EXPECT_EQ((*nginx)->AccessLog(), "");  // the handshake failed: no request reached nginx
 }
 
 // A replica dies (SIGKILL to its process group) while it runs cursors of a Map: those are retried

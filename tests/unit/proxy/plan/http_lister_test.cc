@@ -1,6 +1,7 @@
 // HttpLister against a real HTTP server on loopback: python3's http.server, which answers HEAD
 // with Content-Length but without Accept-Ranges (the "ranges unsupported" case), and the same
-// server told to add `Accept-Ranges: bytes` and an ETag. Also the failures a HEAD can meet.
+// server told to add `Accept-Ranges: bytes` and an ETag; nginx for https:// with a self-signed
+// certificate. Also the failures a HEAD can meet.
 #include "proxy/plan/http_lister.h"
 
 #include <gmock/gmock.h>
@@ -23,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/subprocess.h"
 #include "proxy/plan/planner.h"
+#include "tests/support/nginx.h"
 #include "tests/support/temp_dir.h"
 
 namespace eofaas::proxy {
@@ -118,7 +120,7 @@ class HttpListerTest : public ::testing::Test {
   }
 
   tests::TempDir temp_;
-  HttpLister lister_{absl::Seconds(5)};
+  HttpLister lister_{{.timeout = absl::Seconds(5)}};
 };
 
 TEST_F(HttpListerTest, PlainHttpServerGivesSizeButNoRanges) {
@@ -190,12 +192,43 @@ TEST_F(HttpListerTest, SilentServerTimesOut) {
   ASSERT_EQ(listen(fd, 8), 0);
   socklen_t length = sizeof(address);
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  HttpLister quick(absl::Milliseconds(300));
+  HttpLister quick({.timeout = absl::Milliseconds(300)});
   ObjectList out;
   absl::Status status =
       List(quick, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out);
   close(fd);
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+}
+
+TEST_F(HttpListerTest, HttpsServerIsTrustedThroughTheCaFile) {
+  auto nginx = tests::Nginx::Start(temp_ / "www", temp_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  HttpLister trusting({.timeout = absl::Seconds(5), .ca_file = (*nginx)->certificate()});
+  ObjectList out;
+  absl::Status status = List(trusting, (*nginx)->HttpsUrl("data.csv"), out);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(out[0].uri(), (*nginx)->HttpsUrl("data.csv"));
+  EXPECT_EQ(out[0].size, 1000);
+  EXPECT_TRUE(out[0].ranges_supported);
+  EXPECT_NE(out[0].etag, "");
+  EXPECT_THAT((*nginx)->AccessLog(), ::testing::StartsWith("HEAD /data.csv "));
+}
+
+// Asking again would not make the certificate check out: FAILED_PRECONDITION, not UNAVAILABLE.
+TEST_F(HttpListerTest, UntrustedCertificateIsAFailedPrecondition) {
+  auto nginx = tests::Nginx::Start(temp_ / "www", temp_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ObjectList out;
+  absl::Status status = List(lister_, (*nginx)->HttpsUrl("data.csv"), out);  // the system's CAs
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: HEAD https://"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("certificate"));
+  EXPECT_EQ(out.size(), 0u);
+
+  HttpLister missing_ca({.timeout = absl::Seconds(5), .ca_file = temp_ / "missing.pem"});
+  status = List(missing_ca, (*nginx)->HttpsUrl("data.csv"), out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ((*nginx)->AccessLog(), "");  // neither reached nginx's HTTP layer
 }
 
 TEST_F(HttpListerTest, PlannerDoesNotSplitWithoutRanges) {
