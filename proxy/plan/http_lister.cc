@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -10,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -44,10 +46,24 @@ bool AcceptsByteRanges(CURL* curl) {
   return false;
 }
 
-absl::Status TransferError(CURLcode code, absl::string_view field, absl::string_view uri,
-                           const char* detail) {
-  std::string message =
-      absl::StrCat(field, ": HEAD ", uri, ": ", *detail ? detail : curl_easy_strerror(code));
+// The request that sizes an object: HEAD, or, for a store that refuses HEAD, a GET of the first
+// byte whose body is cut off unread.
+enum class Probe { kHead, kFirstByte };
+
+// What one probe learnt: a transfer failure (`error`), or the server's `status` and what its
+// headers say of the object.
+struct Answer {
+  absl::Status error;
+  long status = 0;
+  ListedObject object;
+};
+
+std::string Describe(absl::string_view field, Probe probe, absl::string_view uri) {
+  return absl::StrCat(field, ": ", probe == Probe::kHead ? "HEAD " : "GET (first byte) ", uri);
+}
+
+absl::Status TransferError(CURLcode code, std::string described, const char* detail) {
+  std::string message = absl::StrCat(described, ": ", *detail ? detail : curl_easy_strerror(code));
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
       return absl::DeadlineExceededError(message);
@@ -61,12 +77,79 @@ absl::Status TransferError(CURLcode code, absl::string_view field, absl::string_
   }
 }
 
-absl::Status HttpError(long code, absl::string_view field, absl::string_view uri) {
-  std::string message = absl::StrCat(field, ": HEAD ", uri, " answered ", code);
+absl::Status HttpError(long code, std::string message) {
   if (code == 404 || code == 410) return absl::NotFoundError(message);
   if (code == 401 || code == 403) return absl::PermissionDeniedError(message);
   if (code == 429 || code >= 500) return absl::UnavailableError(message);
   return absl::FailedPreconditionError(message);
+}
+
+// The total size a Content-Range header states ("bytes 0-0/1234", "bytes */0"), when it does.
+std::optional<int64_t> RangeTotal(CURL* curl) {
+  std::optional<std::string> range = Header(curl, "Content-Range");
+  if (!range) return std::nullopt;
+  const size_t slash = range->rfind('/');
+  int64_t total = 0;
+  if (slash == std::string::npos || !absl::SimpleAtoi(range->substr(slash + 1), &total) ||
+      total < 0) {
+    return std::nullopt;
+  }
+  return total;
+}
+
+// A body callback that takes nothing: the transfer stops at the first byte of the body.
+size_t RefuseBody(char*, size_t, size_t, void*) { return 0; }
+
+Answer Ask(const HttpListerOptions& options, const DataUri& input, absl::string_view field,
+           Probe probe) {
+  Answer answer;
+  std::unique_ptr<CURL, CurlCleanup> curl(curl_easy_init());
+  if (curl == nullptr) {
+    answer.error = absl::ResourceExhaustedError("curl_easy_init failed");
+    return answer;
+  }
+  char error[CURL_ERROR_SIZE] = "";
+  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(options.timeout));
+  CURL* handle = curl.get();
+  curl_easy_setopt(handle, CURLOPT_URL, input.text.c_str());
+  if (probe == Probe::kHead) {
+    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(handle, CURLOPT_RANGE, "0-0");
+    curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, RefuseBody);
+  }
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(handle, CURLOPT_USERAGENT, "eofaas-proxy");
+  if (!options.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options.ca_file.c_str());
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
+  const CURLcode code = curl_easy_perform(handle);
+  // A body refused on purpose ends the transfer with a write error, after the headers.
+  if (code != CURLE_OK && !(probe == Probe::kFirstByte && code == CURLE_WRITE_ERROR)) {
+    answer.error = TransferError(code, Describe(field, probe, input.text), error);
+    return answer;
+  }
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
+  ListedObject& object = answer.object;
+  object.uri = input.text;
+  object.etag = Header(handle, "ETag").value_or("");
+  if (probe == Probe::kFirstByte && (answer.status == 206 || answer.status == 416)) {
+    // 206 "bytes 0-0/<size>", or 416 "bytes */0" for an empty object: the server reads ranges.
+    object.size = RangeTotal(handle);
+    object.ranges_supported = true;
+    return answer;
+  }
+  curl_off_t length = -1;
+  curl_easy_getinfo(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+  if (length >= 0) object.size = static_cast<int64_t>(length);
+  // A 200 to the GET means the server ignored the Range.
+  object.ranges_supported = probe == Probe::kHead && AcceptsByteRanges(handle);
+  return answer;
 }
 
 }  // namespace
@@ -81,38 +164,25 @@ absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
   if (input.scheme != UriScheme::kHttp && input.scheme != UriScheme::kHttps) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not an http(s):// URI"));
   }
-  std::unique_ptr<CURL, CurlCleanup> curl(curl_easy_init());
-  if (curl == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
-  char error[CURL_ERROR_SIZE] = "";
-  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(options_.timeout));
-  CURL* handle = curl.get();
-  curl_easy_setopt(handle, CURLOPT_URL, input.text.c_str());
-  curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_USERAGENT, "eofaas-proxy");
-  if (!options_.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options_.ca_file.c_str());
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
-  if (CURLcode code = curl_easy_perform(handle); code != CURLE_OK) {
-    return TransferError(code, field, input.text, error);
+  Answer answer = Ask(options_, input, field, Probe::kHead);
+  if (!answer.error.ok()) return answer.error;
+  std::string refused_head;
+  // Stores that refuse HEAD where GET is allowed: S3 with a URL presigned for GET (403), servers
+  // without HEAD (405, 501).
+  if (answer.status == 403 || answer.status == 405 || answer.status == 501) {
+    refused_head = absl::StrCat(" (HEAD answered ", answer.status, ")");
+    answer = Ask(options_, input, field, Probe::kFirstByte);
+    if (!answer.error.ok()) {
+      return absl::Status(answer.error.code(), absl::StrCat(answer.error.message(), refused_head));
+    }
   }
-  long status = 0;
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
-  if (status < 200 || status > 299) return HttpError(status, field, input.text);
-
-  ListedObject object;
-  object.uri = input.text;
-  curl_off_t length = -1;
-  curl_easy_getinfo(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-  if (length >= 0) object.size = static_cast<int64_t>(length);
-  object.etag = Header(handle, "ETag").value_or("");
-  object.ranges_supported = AcceptsByteRanges(handle);
-  out.Append(object);
+  const bool empty_object = answer.status == 416 && answer.object.size == 0;
+  if ((answer.status < 200 || answer.status > 299) && !empty_object) {
+    const Probe probe = refused_head.empty() ? Probe::kHead : Probe::kFirstByte;
+    return HttpError(answer.status, absl::StrCat(Describe(field, probe, input.text), " answered ",
+                                                 answer.status, refused_head));
+  }
+  out.Append(answer.object);
   return absl::OkStatus();
 }
 

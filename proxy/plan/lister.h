@@ -1,5 +1,6 @@
 // The Lister interface: turns one validated Map input into the objects it names, reading sizes
-// and listings only (stat, HEAD, LIST), never data. Implementations: FileLister (file://) and
+// and listings only (stat, HEAD, LIST), never data (where HEAD is refused, a GET's body is cut
+// off at its first byte, unread). Implementations: FileLister (file://) and
 // HttpLister (http://, https://).
 #pragma once
 

@@ -26,7 +26,8 @@ constexpr char kNginxBinary[] = "/usr/sbin/nginx";
 constexpr char kOpensslBinary[] = "/usr/bin/openssl";
 
 // %1$s: the work directory, %2$s: the served root, %3$d: the port, %4$d: the TLS port, its
-// certificate and key in the work directory. Every path nginx would write
+// certificate and key in the work directory. /no-head/ serves the root again but refuses HEAD
+// (403, as S3 does for a URL presigned for GET). Every path nginx would write
 // by default (under /var) is moved into the work directory. /.nginx-ready answers the start-up
 // probe and stays out of the access log.
 constexpr absl::string_view kConfig = R"(daemon off;
@@ -52,6 +53,10 @@ http {
         root %2$s;
         location / { }
         location = /.nginx-ready { access_log off; return 204; }
+        location /no-head/ {
+            if ($request_method = HEAD) { return 403; }
+            alias %2$s/;
+        }
     }
 }
 )";
@@ -160,6 +165,10 @@ Nginx::~Nginx() {
 
 std::string Nginx::Url(const std::string& path) const {
   return absl::StrCat("http://", address_, "/", path);
+}
+
+std::string Nginx::NoHeadUrl(const std::string& path) const {
+  return absl::StrCat("http://", address_, "/no-head/", path);
 }
 
 std::string Nginx::HttpsUrl(const std::string& path) const {

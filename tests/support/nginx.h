@@ -33,6 +33,9 @@ class Nginx {
   const std::string& address() const { return address_; }
   /// The URL of `path` relative to the root: "http://127.0.0.1:<port>/<path>".
   std::string Url(const std::string& path) const;
+  /// The same object from a store that refuses HEAD with 403 (as S3 does for a URL presigned for
+  /// GET) and serves GET as usual: "http://127.0.0.1:<port>/no-head/<path>".
+  std::string NoHeadUrl(const std::string& path) const;
   /// The same over TLS: "https://127.0.0.1:<tls port>/<path>".
   std::string HttpsUrl(const std::string& path) const;
   /// The PEM file of the self-signed certificate https:// clients have to trust.

@@ -623,6 +623,39 @@ TEST_F(ControlPlaneProxyTest, MapOverAnHttpObjectSplitsItIntoRanges) {
   }
 }
 
+// A store that refuses HEAD (403, as S3 does for a URL presigned for GET): the proxy sizes the
+// object with a GET of its first byte and splits it; the replica reads its ranges with GET.
+TEST_F(ProxyTest, MapOverAnObjectWhoseStoreRefusesHead) {
+  const std::string path = dir_ / "www/presigned.txt";
+  fs::create_directories(dir_ / "www");
+  WriteText(path, 200'000);
+  const int64_t lines = CountLines(path);
+  auto nginx = Nginx::Start(dir_ / "www", dir_ / "nginx");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  auto replica = StartLinecount("replica");
+  ASSERT_TRUE(replica);
+  StartProxyWithEndpoints({{replica->address(), 4}});
+  const int64_t chunk = 16 << 10;
+  MapRun run = Map(LinesMap((*nginx)->NoHeadUrl("presigned.txt"), chunk));
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_FALSE(items.empty());
+  EXPECT_EQ(run.events.front().planned().bytes(), static_cast<int64_t>(fs::file_size(path)));
+  EXPECT_EQ(static_cast<int64_t>(items.size()),
+            (static_cast<int64_t>(fs::file_size(path)) + chunk - 1) / chunk);
+  int64_t sum_lines = 0;
+  for (const auto& item : items) {
+    ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+    EXPECT_FALSE(item.cursor().etag().empty());  // nginx's ETag, from the GET
+    sum_lines += static_cast<int64_t>(Number(item.result(), "lines"));
+  }
+  EXPECT_EQ(sum_lines, lines);
+  // The proxy's two requests come first: the refused HEAD, then the first byte.
+  std::vector<std::string> log = absl::StrSplit((*nginx)->AccessLog(), '\n', absl::SkipEmpty());
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_EQ(log[0], "HEAD /no-head/presigned.txt \"-\" 403 0");
+  EXPECT_TRUE(absl::StartsWith(log[1], "GET /no-head/presigned.txt \"bytes=0-0\" 206 ")) << log[1];
+}
+
 // An object store whose certificate no public authority signed (nginx's self-signed one): the
 // proxy trusts it for its HEAD through --tls_ca_file, the replica for its ranged GETs through
 // SSL_CERT_FILE. The lines add up as over http://.

@@ -1,7 +1,8 @@
-// HttpLister against a real HTTP server on loopback: python3's http.server, which answers HEAD
-// with Content-Length but without Accept-Ranges (the "ranges unsupported" case), and the same
-// server told to add `Accept-Ranges: bytes` and an ETag; nginx for https:// with a self-signed
-// certificate. Also the failures a HEAD can meet.
+// HttpLister against real HTTP servers on loopback: python3's http.server, which answers HEAD
+// with Content-Length but without Accept-Ranges (the "ranges unsupported" case), the same server
+// told to add `Accept-Ranges: bytes` and an ETag, or to refuse HEAD (as S3 does for a URL
+// presigned for GET); nginx for https:// with a self-signed certificate. Also the failures a
+// HEAD can meet.
 #include "proxy/plan/http_lister.h"
 
 #include <gmock/gmock.h>
@@ -32,15 +33,52 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// argv: the served directory and the mode:
+// - plain: http.server as it is (HEAD and GET with Content-Length, no ranges, no ETag);
+// - ranges: plus `Accept-Ranges: bytes` and an ETag;
+// - no-head: HEAD refused with 403, as S3 refuses it for a URL presigned for GET; GET reads one
+//   range (206 with Content-Range, 416 past the end) and has an ETag;
+// - no-head-no-ranges: HEAD refused with 405; GET ignores Range (200, the whole body);
+// - forbidden: 403 to everything.
+// Each request is logged as `"<request line> range=<Range header or ->" <status>`.
 constexpr char kServerScript[] = R"(
 import http.server, os, sys
-ranges = sys.argv[2] == "1"
+mode = sys.argv[2]
 class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_request(self, code="-", size="-"):
+        self.log_message('"%s range=%s" %s', self.requestline, self.headers.get("Range", "-"),
+                         str(code))
     def end_headers(self):
-        if ranges:
+        if mode in ("ranges", "no-head"):
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("ETag", '"v1"')
         super().end_headers()
+    def do_HEAD(self):
+        if mode in ("no-head", "forbidden"):
+            return self.send_error(403)
+        if mode == "no-head-no-ranges":
+            return self.send_error(405)
+        super().do_HEAD()
+    def do_GET(self):
+        if mode == "forbidden":
+            return self.send_error(403)
+        if mode != "no-head":
+            return super().do_GET()
+        with open(self.translate_path(self.path), "rb") as f:
+            data = f.read()
+        first, last = (int(n) for n in self.headers["Range"].removeprefix("bytes=").split("-"))
+        if first >= len(data):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        part = data[first:last + 1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {first}-{first + len(part) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
 os.chdir(sys.argv[1])
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
@@ -57,10 +95,10 @@ std::string ReadFile(const std::string& path) {
 // python3 -m http.server's handler serving `dir` on 127.0.0.1, stopped with the object.
 class PythonHttpServer {
  public:
-  PythonHttpServer(const std::string& dir, bool ranges, const std::string& log_path)
+  PythonHttpServer(const std::string& dir, const std::string& mode, const std::string& log_path)
       : log_path_(log_path) {
     common::SpawnOptions options;
-    options.argv = {"/usr/bin/python3", "-c", kServerScript, dir, ranges ? "1" : "0"};
+    options.argv = {"/usr/bin/python3", "-c", kServerScript, dir, mode};
     options.output_path = log_path;
     absl::StatusOr<pid_t> pid = common::Spawn(options);
     EXPECT_TRUE(pid.ok()) << pid.status();
@@ -86,14 +124,16 @@ class PythonHttpServer {
   std::string Url(const std::string& path) const {
     return absl::StrCat("http://127.0.0.1:", port_, path);
   }
-  /// The request lines the server logged ("HEAD /a.txt HTTP/1.1").
+  /// The requests the server logged ("HEAD /a.txt HTTP/1.1 range=-").
   std::vector<std::string> Requests() const {
     std::vector<std::string> requests;
+    // `127.0.0.1 - - [<time>] "<request>" <status>`; other lines (a traceback of a client that
+    // hung up mid-body) are not requests.
     for (absl::string_view line : absl::StrSplit(ReadFile(log_path_), '\n')) {
-      size_t open = line.find('"');
+      size_t open = line.find("] \"");
       size_t close = line.rfind('"');
-      if (open != absl::string_view::npos && close > open) {
-        requests.emplace_back(line.substr(open + 1, close - open - 1));
+      if (open != absl::string_view::npos && close > open + 2) {
+        requests.emplace_back(line.substr(open + 3, close - open - 3));
       }
     }
     return requests;
@@ -124,7 +164,7 @@ class HttpListerTest : public ::testing::Test {
 };
 
 TEST_F(HttpListerTest, PlainHttpServerGivesSizeButNoRanges) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "plain", temp_ / "server.log");
   ObjectList out;
   ASSERT_TRUE(List(lister_, server.Url("/data.csv"), out).ok());
   ASSERT_EQ(out.size(), 1u);
@@ -138,7 +178,7 @@ TEST_F(HttpListerTest, PlainHttpServerGivesSizeButNoRanges) {
 }
 
 TEST_F(HttpListerTest, RangesAndEtagWhenTheServerSaysSo) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/true, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "ranges", temp_ / "server.log");
   ObjectList out;
   ASSERT_TRUE(List(lister_, server.Url("/data.csv"), out).ok());
   EXPECT_EQ(out[0].size, 1000);
@@ -147,7 +187,7 @@ TEST_F(HttpListerTest, RangesAndEtagWhenTheServerSaysSo) {
 }
 
 TEST_F(HttpListerTest, RedirectIsFollowedAndTheUriKept) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "plain", temp_ / "server.log");
   ObjectList out;
   // http.server redirects a directory without its trailing slash.
   ASSERT_TRUE(List(lister_, server.Url("/dir"), out).ok());
@@ -156,8 +196,53 @@ TEST_F(HttpListerTest, RedirectIsFollowedAndTheUriKept) {
                                                         ::testing::StartsWith("HEAD /dir/ ")));
 }
 
+// The size comes from a GET of the first byte when HEAD is refused: Content-Range gives it, and
+// the body is cut off unread.
+TEST_F(HttpListerTest, RefusedHeadFallsBackToAGetOfTheFirstByte) {
+  PythonHttpServer server(temp_ / "www", "no-head", temp_ / "server.log");
+  ObjectList out;
+  absl::Status status = List(lister_, server.Url("/data.csv"), out);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(out[0].uri(), server.Url("/data.csv"));
+  EXPECT_EQ(out[0].size, 1000);
+  EXPECT_TRUE(out[0].ranges_supported);
+  EXPECT_EQ(out[0].etag, "\"v1\"");
+  // An empty object: 416 with "bytes */0".
+  status = List(lister_, server.Url("/empty.txt"), out);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(out[1].size, 0);
+  EXPECT_THAT(server.Requests(), ::testing::ElementsAre("HEAD /data.csv HTTP/1.1 range=-",
+                                                        "GET /data.csv HTTP/1.1 range=bytes=0-0",
+                                                        "HEAD /empty.txt HTTP/1.1 range=-",
+                                                        "GET /empty.txt HTTP/1.1 range=bytes=0-0"));
+}
+
+// A server without HEAD that ignores Range answers the GET with the whole object: its size is
+// the Content-Length, and it is not split.
+TEST_F(HttpListerTest, RefusedHeadAndIgnoredRangeGiveTheLengthWithoutRanges) {
+  temp_.Write("www/big.bin", std::string(4 << 20, 'b'));
+  PythonHttpServer server(temp_ / "www", "no-head-no-ranges", temp_ / "server.log");
+  ObjectList out;
+  absl::Status status = List(lister_, server.Url("/big.bin"), out);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(out[0].size, 4 << 20);
+  EXPECT_FALSE(out[0].ranges_supported);
+  EXPECT_THAT(server.Requests(), ::testing::ElementsAre("HEAD /big.bin HTTP/1.1 range=-",
+                                                        "GET /big.bin HTTP/1.1 range=bytes=0-0"));
+}
+
+TEST_F(HttpListerTest, ForbiddenObjectIsPermissionDeniedAfterBothProbes) {
+  PythonHttpServer server(temp_ / "www", "forbidden", temp_ / "server.log");
+  ObjectList out;
+  absl::Status status = List(lister_, server.Url("/data.csv"), out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(status.message(), absl::StrCat("inputs[0]: GET (first byte) ", server.Url("/data.csv"),
+                                           " answered 403 (HEAD answered 403)"));
+  EXPECT_EQ(out.size(), 0u);
+}
+
 TEST_F(HttpListerTest, MissingObjectIsNotFound) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "plain", temp_ / "server.log");
   ObjectList out;
   absl::Status status = List(lister_, server.Url("/missing.csv"), out);
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
@@ -232,7 +317,7 @@ TEST_F(HttpListerTest, UntrustedCertificateIsAFailedPrecondition) {
 }
 
 TEST_F(HttpListerTest, PlannerDoesNotSplitWithoutRanges) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/false, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "plain", temp_ / "server.log");
   eofaas::v1::Partitioning partitioning;
   partitioning.set_chunk_bytes(100);
   absl::StatusOr<std::unique_ptr<Planner>> planner =
@@ -249,7 +334,7 @@ TEST_F(HttpListerTest, PlannerDoesNotSplitWithoutRanges) {
 }
 
 TEST_F(HttpListerTest, PlannerSplitsWithRanges) {
-  PythonHttpServer server(temp_ / "www", /*ranges=*/true, temp_ / "server.log");
+  PythonHttpServer server(temp_ / "www", "ranges", temp_ / "server.log");
   eofaas::v1::Partitioning partitioning;
   partitioning.set_chunk_bytes(300);
   absl::StatusOr<std::unique_ptr<Planner>> planner =
