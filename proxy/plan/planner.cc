@@ -1,6 +1,8 @@
 #include "proxy/plan/planner.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -28,6 +30,54 @@ const Lister* ListerFor(UriScheme scheme, const Listers& listers) {
       return nullptr;
   }
   return nullptr;
+}
+
+bool IsHttp(UriScheme scheme) { return scheme == UriScheme::kHttp || scheme == UriScheme::kHttps; }
+
+std::string Field(size_t input) { return absl::StrCat("inputs[", input, "]"); }
+
+// Sizing an http(s) input waits on the network, not on this machine: up to this many at once.
+constexpr size_t kConcurrentHttpInputs = 16;
+
+// One http(s) input's listing: its object, or its error.
+struct HttpListing {
+  absl::Status status;
+  ObjectList objects;
+};
+
+// Lists the http(s) inputs of `uris` (slot i for input i; other slots stay empty), up to
+// kConcurrentHttpInputs at once, on this thread and helpers. Once one fails no other starts.
+std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const Lister& lister) {
+  std::vector<size_t> inputs;
+  for (size_t i = 0; i < uris.size(); ++i) {
+    if (IsHttp(uris[i].scheme)) inputs.push_back(i);
+  }
+  std::vector<HttpListing> listings(uris.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (size_t k = next++; k < inputs.size() && !failed; k = next++) {
+      HttpListing& listing = listings[inputs[k]];
+      listing.status = lister.List(uris[inputs[k]], Field(inputs[k]), listing.objects);
+      listing.objects.ShrinkToFit();  // one object: the list keeps no empty block
+      if (!listing.status.ok()) failed = true;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t n = 1; n < std::min(kConcurrentHttpInputs, inputs.size()); ++n) {
+    helpers.emplace_back(work);
+  }
+  work();
+  for (std::thread& helper : helpers) helper.join();
+  return listings;
+}
+
+void AppendAll(const ObjectList& from, ObjectList& to) {
+  for (size_t i = 0; i < from.size(); ++i) {
+    const ObjectView object = from[i];
+    to.Append(
+        ListedObject{object.uri(), object.size, std::string(object.etag), object.ranges_supported});
+  }
 }
 
 }  // namespace
@@ -68,8 +118,9 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
   // walk of the first.
   std::vector<DataUri> uris;
   uris.reserve(inputs.size());
+  bool any_http = false;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string field = absl::StrCat("inputs[", i, "]");
+    const std::string field = Field(i);
     absl::StatusOr<DataUri> uri = ParseDataUri(inputs[i], field);
     if (!uri.ok()) return uri.status();
     if (ListerFor(uri->scheme, listers) == nullptr) {
@@ -80,13 +131,23 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
                              "accepts s3:// cursors)")
               : absl::StrCat(field, ": this proxy cannot list \"", inputs[i], "\""));
     }
+    any_http = any_http || IsHttp(uri->scheme);
     uris.push_back(*std::move(uri));
   }
 
+  // The http(s) inputs first, side by side; an error is the first failed input's.
+  std::vector<HttpListing> http;
+  if (any_http) http = ListHttpInputs(uris, *listers.http);
+  for (const HttpListing& listing : http) {
+    if (!listing.status.ok()) return listing.status;
+  }
   ObjectList objects;
   for (size_t i = 0; i < uris.size(); ++i) {
-    const std::string field = absl::StrCat("inputs[", i, "]");
-    absl::Status status = ListerFor(uris[i].scheme, listers)->List(uris[i], field, objects);
+    if (IsHttp(uris[i].scheme)) {
+      AppendAll(http[i].objects, objects);
+      continue;
+    }
+    absl::Status status = ListerFor(uris[i].scheme, listers)->List(uris[i], Field(i), objects);
     if (!status.ok()) return status;
   }
   objects.ShrinkToFit();

@@ -47,7 +47,10 @@ class Planner {
   /// field for: no inputs, a malformed or unsupported URI (`inputs[2]: unsupported scheme
   /// "ftp"`), chunk_bytes or chunks_per_object not positive, an unknown framing, a plan whose
   /// item or byte count overflows int64. The listers' errors as they come (PERMISSION_DENIED
-  /// outside the data roots, NOT_FOUND, ...). Blocks on the file system and network.
+  /// outside the data roots, NOT_FOUND, ...). The http(s) inputs are sized first, up to 16 at
+  /// once (each waits on the network), so the lister must be thread-safe; when one fails, the
+  /// error is the first failed http(s) input's and no file:// input is walked. Then the other
+  /// inputs are listed in order. Blocks on the file system and network.
   static absl::StatusOr<std::unique_ptr<Planner>> Create(
       const std::vector<std::string>& inputs, const eofaas::v1::Partitioning& partitioning,
       const Listers& listers);

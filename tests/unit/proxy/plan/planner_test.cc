@@ -7,13 +7,16 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "proxy/plan/data_uri.h"
 #include "proxy/plan/file_lister.h"
 #include "tests/support/temp_dir.h"
@@ -53,7 +56,35 @@ class FakeLister final : public Lister {
 
  private:
   std::map<std::string, std::vector<ListedObject>> objects_;
-  mutable int calls_ = 0;
+  mutable std::atomic<int> calls_ = 0;
+};
+
+// Each List takes `delay` (three times as long for a URI with "late" in it) and lists one object
+// of 10 bytes under the input's URI, or fails for a URI with "missing" in it; counts how many run
+// at once.
+class SlowLister final : public Lister {
+ public:
+  explicit SlowLister(absl::Duration delay) : delay_(delay) {}
+
+  absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override {
+    const int now = ++running_;
+    for (int seen = most_; now > seen && !most_.compare_exchange_weak(seen, now);) {
+    }
+    absl::SleepFor(absl::StrContains(input.text, "late") ? 3 * delay_ : delay_);
+    --running_;
+    if (absl::StrContains(input.text, "missing")) {
+      return absl::NotFoundError(absl::StrCat(field, ": no such object"));
+    }
+    out.Append(ListedObject{input.text, 10, "", true});
+    return absl::OkStatus();
+  }
+
+  int most_at_once() const { return most_; }
+
+ private:
+  absl::Duration delay_;
+  mutable std::atomic<int> running_ = 0;
+  mutable std::atomic<int> most_ = 0;
 };
 
 Partitioning ChunkBytes(int64_t bytes) {
@@ -158,6 +189,40 @@ TEST_F(PlannerTest, ListerErrorsComeThrough) {
   absl::StatusOr<std::unique_ptr<Planner>> planner = Plan({"http://h/missing"}, Partitioning());
   EXPECT_EQ(planner.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(planner.status().message()), HasSubstr("inputs[0]: "));
+}
+
+// http(s) inputs are sized side by side (a HEAD waits on the network); the cursors still follow
+// the inputs' order, file inputs included.
+TEST_F(PlannerTest, HttpInputsAreListedAtOnceInInputOrder) {
+  SlowLister slow(absl::Milliseconds(100));
+  fake_.Add("file:///d", ListedObject{"file:///d/a", 10, "ea", true});
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 8; ++i) inputs.push_back(absl::StrCat("http://h/", i));
+  inputs.insert(inputs.begin() + 4, "file:///d");
+  absl::StatusOr<std::unique_ptr<Planner>> planner =
+      Planner::Create(inputs, Partitioning(), Listers{&fake_, &slow});
+  ASSERT_TRUE(planner.ok()) << planner.status();
+  EXPECT_GT(slow.most_at_once(), 1);
+  EXPECT_LE(slow.most_at_once(), 8);
+  std::vector<std::string> uris;
+  for (const DataCursor& cursor : Drain(**planner)) uris.push_back(cursor.uri());
+  inputs[4] = "file:///d/a";
+  EXPECT_EQ(uris, inputs);
+}
+
+// The error is the first failing input's, whichever failed first; the file inputs are not walked.
+TEST_F(PlannerTest, FirstFailingHttpInputIsReported) {
+  SlowLister slow(absl::Milliseconds(20));
+  std::vector<std::string> inputs = {"file:///d"};
+  for (int i = 0; i < 40; ++i) inputs.push_back(absl::StrCat("http://h/", i));
+  inputs[3] = "http://h/late-missing";  // fails after inputs[9] did
+  inputs[9] = "http://h/missing";
+  inputs[30] = "http://h/missing-too";  // not started once a failure is known
+  absl::StatusOr<std::unique_ptr<Planner>> planner =
+      Planner::Create(inputs, Partitioning(), Listers{&fake_, &slow});
+  EXPECT_EQ(planner.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(planner.status().message(), "inputs[3]: no such object");
+  EXPECT_EQ(fake_.calls(), 0);
 }
 
 TEST_F(PlannerTest, OverflowingPlansAreInvalid) {
