@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -65,7 +66,11 @@ std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const 
   };
   std::vector<std::thread> helpers;
   for (size_t n = 1; n < std::min(kConcurrentHttpInputs, inputs.size()); ++n) {
-    helpers.emplace_back(work);
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to spare: fewer helpers do the same work
+    }
   }
   work();
   for (std::thread& helper : helpers) helper.join();
