@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<Nginx>> Nginx::Start(const std::string& root,
     absl::StatusOr<int> port = ReservePort();
     if (!port.ok()) return port.status();
     absl::StatusOr<int> tls_port = ReservePort();
+    while (tls_port.ok() && *tls_port == *port) tls_port = ReservePort();  // closed, so free again
     if (!tls_port.ok()) return tls_port.status();
     std::ofstream(config) << absl::StrFormat(kConfig, nginx->work_dir_, fs::absolute(root).string(),
                                              *port, *tls_port);
