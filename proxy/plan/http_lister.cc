@@ -62,7 +62,7 @@ std::string Describe(absl::string_view field, Probe probe, absl::string_view uri
   return absl::StrCat(field, ": ", probe == Probe::kHead ? "HEAD " : "GET (first byte) ", uri);
 }
 
-absl::Status TransferError(CURLcode code, std::string described, const char* detail) {
+absl::Status TransferError(CURLcode code, absl::string_view described, const char* detail) {
   std::string message = absl::StrCat(described, ": ", *detail ? detail : curl_easy_strerror(code));
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -77,7 +77,7 @@ absl::Status TransferError(CURLcode code, std::string described, const char* det
   }
 }
 
-absl::Status HttpError(long code, std::string message) {
+absl::Status HttpError(long code, absl::string_view message) {
   if (code == 404 || code == 410) return absl::NotFoundError(message);
   if (code == 401 || code == 403) return absl::PermissionDeniedError(message);
   if (code == 429 || code >= 500) return absl::UnavailableError(message);
@@ -164,21 +164,23 @@ absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
   if (input.scheme != UriScheme::kHttp && input.scheme != UriScheme::kHttps) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not an http(s):// URI"));
   }
-  Answer answer = Ask(options_, input, field, Probe::kHead);
+  Probe probe = Probe::kHead;
+  Answer answer = Ask(options_, input, field, probe);
   if (!answer.error.ok()) return answer.error;
   std::string refused_head;
   // Stores that refuse HEAD where GET is allowed: S3 with a URL presigned for GET (403), servers
   // without HEAD (405, 501).
   if (answer.status == 403 || answer.status == 405 || answer.status == 501) {
     refused_head = absl::StrCat(" (HEAD answered ", answer.status, ")");
-    answer = Ask(options_, input, field, Probe::kFirstByte);
+    probe = Probe::kFirstByte;
+    answer = Ask(options_, input, field, probe);
     if (!answer.error.ok()) {
       return absl::Status(answer.error.code(), absl::StrCat(answer.error.message(), refused_head));
     }
   }
-  const bool empty_object = answer.status == 416 && answer.object.size == 0;
+  const bool empty_object =
+      probe == Probe::kFirstByte && answer.status == 416 && answer.object.size == 0;
   if ((answer.status < 200 || answer.status > 299) && !empty_object) {
-    const Probe probe = refused_head.empty() ? Probe::kHead : Probe::kFirstByte;
     return HttpError(answer.status, absl::StrCat(Describe(field, probe, input.text), " answered ",
                                                  answer.status, refused_head));
   }
