@@ -48,18 +48,20 @@ struct HttpListing {
 
 // Lists the http(s) inputs of `uris` (slot i for input i; other slots stay empty), up to
 // kConcurrentHttpInputs at once, on this thread and helpers. Once one fails no other starts.
-std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const Lister& lister) {
+// `lister` may be null when no input is http(s).
+std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const Lister* lister) {
   std::vector<size_t> inputs;
   for (size_t i = 0; i < uris.size(); ++i) {
     if (IsHttp(uris[i].scheme)) inputs.push_back(i);
   }
   std::vector<HttpListing> listings(uris.size());
+  if (inputs.empty()) return listings;
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   auto work = [&] {
     for (size_t k = next++; k < inputs.size() && !failed; k = next++) {
       HttpListing& listing = listings[inputs[k]];
-      listing.status = lister.List(uris[inputs[k]], Field(inputs[k]), listing.objects);
+      listing.status = lister->List(uris[inputs[k]], Field(inputs[k]), listing.objects);
       listing.objects.ShrinkToFit();  // one object: the list keeps no empty block
       if (!listing.status.ok()) failed = true;
     }
@@ -123,7 +125,6 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
   // walk of the first.
   std::vector<DataUri> uris;
   uris.reserve(inputs.size());
-  bool any_http = false;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string field = Field(i);
     absl::StatusOr<DataUri> uri = ParseDataUri(inputs[i], field);
@@ -136,13 +137,11 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
                              "accepts s3:// cursors)")
               : absl::StrCat(field, ": this proxy cannot list \"", inputs[i], "\""));
     }
-    any_http = any_http || IsHttp(uri->scheme);
     uris.push_back(*std::move(uri));
   }
 
   // The http(s) inputs first, side by side; an error is the first failed input's.
-  std::vector<HttpListing> http;
-  if (any_http) http = ListHttpInputs(uris, *listers.http);
+  std::vector<HttpListing> http = ListHttpInputs(uris, listers.http);
   for (const HttpListing& listing : http) {
     if (!listing.status.ok()) return listing.status;
   }
