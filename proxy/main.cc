@@ -79,8 +79,8 @@ absl::Status Run(int argc, char** argv) {
   options.AddInt("threads", "event loops, one thread each (dispatch and HTTP ingress)",
                  &flags.threads);
   options.AddInt("queue_limit",
-                 "invocations of one function that may wait for a replica; beyond it callers get "
-                 "RESOURCE_EXHAUSTED (HTTP 429)",
+                 "invocations of one function that may wait for a replica; beyond it Invoke gets "
+                 "RESOURCE_EXHAUSTED (HTTP 429), while Map items, bounded by max_in_flight, wait",
                  &flags.queue_limit);
   options.AddDuration("cursor_check_ttl",
                       "how long a file:// cursor that passed its data-root check is taken again "

@@ -153,7 +153,8 @@ HttpDispatcher::Call::Admission HttpDispatcher::Call::Admit(ReplicaPtr& replica,
     case Balancer::PickError::kAtCapacity:
       break;
   }
-  if (function.queue.size() >= dispatcher_->options_.queue_limit) {
+  if (!invocation_.bounded_by_caller &&
+      function.queue.size() >= dispatcher_->options_.queue_limit) {
     refusal = absl::ResourceExhaustedError(absl::StrCat(
         "every replica of function ", function.name, " is busy and its queue is full (",
         dispatcher_->options_.queue_limit, " invocations)"));

@@ -32,6 +32,10 @@ struct Invocation {
   int max_attempts = 3;
   /// Optional: cancelling the group cancels this invocation.
   std::shared_ptr<CallGroup> group;
+  /// Set by a caller that bounds its own invocations (a Map keeps at most its window of items in
+  /// flight): such an invocation waits in the function's queue even when the queue is full, since
+  /// the queue's bound is there for callers that have none.
+  bool bounded_by_caller = false;
 };
 
 /// How an invocation ended.

@@ -24,7 +24,7 @@ namespace eofaas::proxy {
 
 struct HttpDispatcherOptions {
   /// Invocations of one function waiting for a free replica; beyond it Invoke fails with
-  /// RESOURCE_EXHAUSTED.
+  /// RESOURCE_EXHAUSTED, unless the invocation is bounded by its caller.
   size_t queue_limit = 1024;
   /// Bound of one TCP connect (within the invocation's deadline).
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);

@@ -123,6 +123,7 @@ void MapReactor::Invoke(Dispatch dispatch) {
                                            services_.options.default_timeout, invocation.start);
   invocation.max_attempts = max_attempts_;
   invocation.group = group_;
+  invocation.bounded_by_caller = true;  // by the window
   // The dispatcher never calls back inside Invoke.
   services_.dispatcher.Invoke(request_.function(), std::move(invocation),
                               [this, item = std::move(item)](InvokeOutcome outcome) mutable {

@@ -39,7 +39,9 @@ namespace eofaas::proxy {
 /// `max_queued_items` items wait to be written (the message being written included). So a
 /// client that reads slowly pauses dispatch, and memory stays bounded by the window plus the
 /// queued items. The window is `max_in_flight`, or the function's current capacity (re-read as
-/// the Map goes) when that is 0.
+/// the Map goes) when that is 0. Since the window bounds them, the items wait in the function's
+/// queue even when it is full (Invocation::bounded_by_caller): two Maps that together outgrow
+/// the queue both finish, where an Invoke would be refused.
 ///
 /// Ending: after `done` is written the call finishes OK. A cancelled call, or one whose client
 /// stopped reading, cancels its call group (every queued or in-flight invocation) and finishes

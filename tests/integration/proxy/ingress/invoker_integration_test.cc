@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -818,6 +819,29 @@ TEST_F(FaultyEndpointsProxyTest, MapRetriesItemsAReplicaAnswers500ToOnAnotherRep
   EXPECT_TRUE(absl::StrContains(
       metrics->body, absl::StrCat(R"(eofaas_proxy_retries_total{reason="5xx"} )", hit.size())))
       << metrics->body;
+}
+
+// Two Maps, each with more items in flight than the function's queue holds beside its one
+// replica slot: their items wait for the replica instead of failing with RESOURCE_EXHAUSTED (a
+// Map bounds its own items by its window).
+TEST_F(FaultyEndpointsProxyTest, ConcurrentMapsBeyondTheQueueWaitForTheReplica) {
+  auto replica = StartLinecount("replica", 1);
+  ASSERT_TRUE(replica);
+  StartProxyWithEndpoints({{replica->address(), 1}}, {"--queue_limit=2"});
+  const std::string path = data_root_ + "/queued.txt";
+  WriteText(path, 40'000);
+  MapRequest request = LinesMap("file://" + path, 2000);
+  request.set_max_in_flight(8);
+  MapRun other;
+  std::thread concurrent([&] { other = Map(request); });
+  MapRun run = Map(request);
+  concurrent.join();
+  for (const MapRun* map : {&run, &other}) {
+    std::vector<eofaas::v1::MapItem> items = Items(*map);
+    ASSERT_GT(items.size(), 10u);
+    EXPECT_EQ(SumOfLines(items), CountLines(path));
+    EXPECT_EQ(map->events.back().done().failed(), 0);
+  }
 }
 
 // A replica slower than the Map's item_timeout: the items it took fail with DEADLINE_EXCEEDED

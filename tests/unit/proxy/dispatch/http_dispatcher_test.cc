@@ -210,7 +210,7 @@ TEST(HttpDispatcherTest, SlowReplicaMeetsTheDeadline) {
   EXPECT_EQ(outcome.attempts, 1);
 }
 
-TEST(HttpDispatcherTest, FullQueueIsResourceExhaustedAndQueuedWorkRunsWhenFree) {
+TEST(HttpDispatcherTest, FullQueueRefusesAllButCallerBoundedInvocations) {
   // Slow enough that all three are still there when the fourth comes.
   FakeReplica slow(Answer({.body = "ok", .delay = 1000ms}));
   DispatcherHarness harness({.queue_limit = 2});
@@ -224,6 +224,12 @@ TEST(HttpDispatcherTest, FullQueueIsResourceExhaustedAndQueuedWorkRunsWhenFree) 
   EXPECT_EQ(harness.Metric("eofaas_proxy_inflight", {{"function", "f"}}), 1);
   InvokeOutcome refused = harness.Invoke("f");
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted) << refused.status;
+  EXPECT_EQ(refused.attempts, 0);
+  // A caller that bounds its own invocations (a Map) still gets a place.
+  Invocation bounded = DispatcherHarness::MakeInvocation(10s);
+  bounded.bounded_by_caller = true;
+  outcomes.push_back(harness.InvokeAsync("f", std::move(bounded)));
+  ASSERT_TRUE(harness.AwaitLoad("f", 1, 3));
   for (auto& outcome : outcomes) EXPECT_EQ(outcome.get().result, "ok");
   EXPECT_EQ(slow.max_concurrent(), 1);
   EXPECT_EQ(harness.Metric("eofaas_proxy_queue_depth", {{"function", "f"}}), 0);
