@@ -9,7 +9,11 @@
  *          to and including the first "\n" skips the line the previous chunk owns; reading on past
  *          the range until the last owned line ends completes ours. Over all chunks of an object
  *          every line comes out exactly once, whatever the chunk size.
- * Objects are `file:///abs/path` (positional reads) or `http(s)://...` (a Range request).
+ * Objects are `file:///abs/path` (positional reads) or `http(s)://...` (a Range request). A
+ * cursor's `etag`, when set, is the version of the object it was made for: a file's must still be
+ * the planner's "<mtime ns>-<size>" (hexadecimal), and a store is sent a strong (quoted) one as
+ * If-Match. An object that changed since throws ObjectChangedError rather than mix two versions
+ * into one Map.
  */
 
 'use strict';
@@ -53,6 +57,14 @@ class HttpError extends Error {
     this.name = 'HttpError';
     this.status = status;
     this.url = url;
+  }
+}
+
+/** The object is no longer the version the cursor's etag names. */
+class ObjectChangedError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ObjectChangedError';
   }
 }
 
@@ -317,10 +329,10 @@ function chunkBlocks(cursor, options) {
   if (cursor === null) return noBlocks();
   if (cursor.framing === 'LINES') {
     const start = cursor.offset > 0 ? cursor.offset - 1 : 0;
-    const blocks = objectBlocks(cursor.uri, start, null, options);
+    const blocks = objectBlocks(cursor, start, null, options);
     return ownedLines(blocks, cursor.offset, cursor.end);
   }
-  return objectBlocks(cursor.uri, cursor.offset, cursor.length, options);
+  return objectBlocks(cursor, cursor.offset, cursor.length, options);
 }
 
 async function* noBlocks() {}
@@ -368,16 +380,30 @@ async function* ownedLines(blocks, offset, end) {
   }
 }
 
-/** The object's bytes from `start`, at most `length` of them (null: to the end). */
-function objectBlocks(uri, start, length, options) {
-  const { scheme, path } = splitUri(uri);
-  if (scheme === 'file') return fileBlocks(percentDecode(path), start, length, options.blockSize);
-  return httpBlocks(uri, start, length, options.timeoutMs);
+/**
+ * The cursor's object's bytes, at its etag's version, from `start`, at most `length` of them (null:
+ * to the end).
+ */
+function objectBlocks(cursor, start, length, options) {
+  const { scheme, path } = splitUri(cursor.uri);
+  if (scheme === 'file') {
+    return fileBlocks(percentDecode(path), cursor.etag, start, length, options.blockSize);
+  }
+  return httpBlocks(cursor.uri, cursor.etag, start, length, options.timeoutMs);
 }
 
-async function* fileBlocks(path, start, length, blockSize) {
+async function* fileBlocks(path, etag, start, length, blockSize) {
   const file = await fs.promises.open(path, 'r');
   try {
+    if (etag) {
+      const status = await file.stat({ bigint: true });
+      const current = `${status.mtimeNs.toString(16)}-${status.size.toString(16)}`;
+      if (current !== etag) {
+        throw new ObjectChangedError(
+          `${path} changed since the cursor was made: etag ${current}, the cursor's ${etag}`,
+        );
+      }
+    }
     let position = start;
     let remaining = length;
     while (remaining === null || remaining > 0) {
@@ -394,9 +420,19 @@ async function* fileBlocks(path, start, length, blockSize) {
   }
 }
 
-async function* httpBlocks(uri, start, length, timeoutMs) {
+async function* httpBlocks(uri, etag, start, length, timeoutMs) {
   const last = length ? `${start + length - 1}` : '';
-  const response = await get(new URL(uri), { Range: `bytes=${start}-${last}` }, timeoutMs);
+  const headers = { Range: `bytes=${start}-${last}` };
+  if (etag.startsWith('"')) headers['If-Match'] = etag; // a weak etag never matches If-Match
+  let response;
+  try {
+    response = await get(new URL(uri), headers, timeoutMs);
+  } catch (error) {
+    if (!(error instanceof HttpError && error.status === 412)) throw error;
+    throw new ObjectChangedError(
+      `the object changed since the cursor was made: the store refused If-Match ${etag}`,
+    );
+  }
   try {
     let toSkip = 0;
     if (response.statusCode === 416) return; // the range starts at or past the end: empty
@@ -467,6 +503,7 @@ module.exports = {
   CursorError,
   Data,
   HttpError,
+  ObjectChangedError,
   parseCursor,
   parseInt64,
 };

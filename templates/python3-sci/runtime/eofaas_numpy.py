@@ -97,7 +97,7 @@ class Data(eofaas_reader.Data):
         if want == 0:
             array, filled = _join(numpy, [head], len(head)), 0
         else:
-            with eofaas_reader._open(cursor.uri, start, want, self._timeout) as stream:
+            with eofaas_reader._open(cursor, start, want, self._timeout) as stream:
                 size = _known_size(stream, start, want)
                 if size is None:
                     blocks = iter(lambda: stream.read(eofaas_reader.BLOCK_SIZE), b"")
@@ -116,7 +116,7 @@ class Data(eofaas_reader.Data):
             self._blocks = eofaas_reader._no_blocks()
         else:
             rest = None if remaining is None else remaining - filled
-            self._blocks = eofaas_reader._object_blocks(cursor.uri, start + filled, rest,
+            self._blocks = eofaas_reader._object_blocks(cursor, start + filled, rest,
                                                         self._timeout)
         return array
 

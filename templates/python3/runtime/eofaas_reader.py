@@ -8,12 +8,24 @@ data store. `parse_cursor` validates it; `Data` reads it with the cursor's frami
          and including the first "\n" skips the line the previous chunk owns; reading on past the
          range until the last owned line ends completes ours. Over all chunks of an object every
          line comes out exactly once, whatever the chunk size.
-Objects are `file:///abs/path` or `http(s)://...` (read with a Range request).
+Objects are `file:///abs/path` or `http(s)://...` (read with a Range request). A cursor's `etag`,
+when set, is the version of the object it was made for: a file's must still be the planner's
+"<mtime ns>-<size>" (hexadecimal), and a store is sent a strong (quoted) one as If-Match. An object
+that changed since raises ObjectChangedError rather than mix two versions into one Map.
 """
 
+import os
 import urllib.parse
 
-__all__ = ["BLOCK_SIZE", "Cursor", "CursorError", "Data", "parse_cursor", "parse_int"]
+__all__ = [
+    "BLOCK_SIZE",
+    "Cursor",
+    "CursorError",
+    "Data",
+    "ObjectChangedError",
+    "parse_cursor",
+    "parse_int",
+]
 
 # Read granularity: large enough for throughput, small enough that iterating a huge chunk stays
 # streaming rather than loading it.
@@ -42,6 +54,10 @@ class CursorError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.detail = message
+
+
+class ObjectChangedError(OSError):
+    """The object is no longer the version the cursor's etag names."""
 
 
 def parse_int(value, field, *, default=None, minimum=_INT64_MIN):
@@ -229,9 +245,9 @@ def _chunk_blocks(cursor, timeout):
         return _no_blocks()
     if cursor.framing == "LINES":
         start = cursor.offset - 1 if cursor.offset > 0 else 0
-        blocks = _object_blocks(cursor.uri, start, None, timeout)
+        blocks = _object_blocks(cursor, start, None, timeout)
         return _owned_lines(blocks, cursor.offset, cursor.end)
-    return _object_blocks(cursor.uri, cursor.offset, cursor.length, timeout)
+    return _object_blocks(cursor, cursor.offset, cursor.length, timeout)
 
 
 def _no_blocks():
@@ -274,9 +290,10 @@ def _owned_lines(blocks, offset, end):
         blocks.close()
 
 
-def _object_blocks(uri, start, length, timeout):
-    """Yields the object's bytes from `start`, at most `length` of them (None: to the end)."""
-    with _open(uri, start, length, timeout) as stream:
+def _object_blocks(cursor, start, length, timeout):
+    """Yields the cursor's object's bytes from `start`, at most `length` of them (None: to the
+    end)."""
+    with _open(cursor, start, length, timeout) as stream:
         remaining = length
         while remaining is None or remaining > 0:
             block = stream.read(BLOCK_SIZE if remaining is None else min(BLOCK_SIZE, remaining))
@@ -287,30 +304,54 @@ def _object_blocks(uri, start, length, timeout):
             yield block
 
 
-def _open(uri, start, length, timeout):
-    """Opens the object positioned at `start`; `length` only narrows the HTTP range asked for."""
-    parts = urllib.parse.urlsplit(uri)
+def _open(cursor, start, length, timeout):
+    """Opens the cursor's object, at its etag's version, positioned at `start`; `length` only
+    narrows the HTTP range asked for."""
+    parts = urllib.parse.urlsplit(cursor.uri)
     if parts.scheme == "file":
         stream = open(urllib.parse.unquote(parts.path), "rb", buffering=0)
-        stream.seek(start)
+        try:
+            if cursor.etag:
+                status = os.fstat(stream.fileno())
+                etag = f"{status.st_mtime_ns:x}-{status.st_size:x}"
+                if etag != cursor.etag:
+                    raise ObjectChangedError(
+                        f"{cursor.uri} changed since the cursor was made: etag {etag}, "
+                        f"the cursor's {cursor.etag}"
+                    )
+            stream.seek(start)
+        except BaseException:
+            stream.close()
+            raise
         return stream
-    return _open_http(uri, start, length, timeout)
+    return _open_http(cursor, start, length, timeout)
 
 
-def _open_http(uri, start, length, timeout):
+def _open_http(cursor, start, length, timeout):
     import io
     import re
     import urllib.error
     import urllib.request  # imported here: it is costly and file:// chunks never need it
 
+    uri = cursor.uri
     last = f"{start + length - 1}" if length else ""
-    request = urllib.request.Request(uri, headers={"Range": f"bytes={start}-{last}"})
+    headers = {"Range": f"bytes={start}-{last}"}
+    if cursor.etag.startswith('"'):  # a weak etag never matches If-Match
+        headers["If-Match"] = cursor.etag
+    request = urllib.request.Request(uri, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416:  # the range starts at or past the end: an empty chunk
             error.close()
             return io.BytesIO()
+        if error.code == 412:
+            error.close()
+            # Without the URI: it may carry a presigned secret.
+            raise ObjectChangedError(
+                f"the object changed since the cursor was made: the store refused If-Match "
+                f"{cursor.etag}"
+            ) from None
         raise
     if response.status == 206:
         content_range = response.headers.get("Content-Range", "")

@@ -3,6 +3,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
@@ -12,7 +13,7 @@ const { after, before, describe, test } = require('node:test');
 const support = require('./support');
 
 const reader = require(path.join(support.RUNTIME_DIR, 'reader.js'));
-const { Cursor, CursorError, Data, HttpError, parseCursor } = reader;
+const { Cursor, CursorError, Data, HttpError, ObjectChangedError, parseCursor } = reader;
 
 // Files that stress line framing: empty lines, no final newline, lines longer than most chunks,
 // CRLF endings, nothing at all.
@@ -252,6 +253,23 @@ describe('file reader', () => {
     assert.equal((await readAll(new Cursor({ uri }))).toString(), 'b\n');
   });
 
+  test('the etag names the version to read', async () => {
+    const uri = write('scene', NUMBERS);
+    execFileSync('/usr/bin/touch', ['-d', '@1793021400.123456789', path.join(dir, 'scene')]);
+    const etag = '18e21776ad083d15-a'; // the planner's form: mtime in ns, size, in hexadecimal
+    const chunk = await readAll(new Cursor({ uri, offset: 2, length: 3, etag }));
+    assert.equal(chunk.toString(), '234');
+    write('scene', Buffer.concat([NUMBERS, Buffer.from('\n')])); // rewritten since
+    for (const framing of ['NONE', 'LINES']) {
+      await assert.rejects(
+        readAll(new Cursor({ uri, offset: 2, length: 3, framing, etag })),
+        (error) => error instanceof ObjectChangedError && error.message.includes(etag),
+      );
+    }
+    const unchecked = await readAll(new Cursor({ uri, offset: 2, length: 3 }));
+    assert.equal(unchecked.toString(), '234');
+  });
+
   test('a missing file rejects on read, not before', async () => {
     const data = new Data(new Cursor({ uri: 'file:///nonexistent/eofaas/file.txt' }));
     await assert.rejects(data.read(), { code: 'ENOENT' });
@@ -389,6 +407,26 @@ describe('http reader', () => {
 
   test('LINES: exactly once when the server ignores Range', async () => {
     await assertLinesExactlyOnce((name) => plainServer.url(`/${name}`), { checkIteration: false });
+  });
+
+  test('a strong etag is sent as If-Match', async (t) => {
+    const sent = [];
+    const base = await serve(t, (request, response) => {
+      sent.push(request.headers['if-match']);
+      const stale = request.headers['if-match'] && request.headers['if-match'] !== '"v2"';
+      response.writeHead(stale ? 412 : 200).end(stale ? '' : '0123456789');
+    });
+    const uri = `${base}/scene`;
+    const read = (etag) => readAll(new Cursor({ uri, offset: 2, length: 3, etag }));
+    assert.equal((await read('"v2"')).toString(), '234');
+    await assert.rejects(
+      read('"v1"'),
+      (error) => error instanceof ObjectChangedError && error.message.includes('"v1"'),
+    );
+    // A weak etag never matches If-Match, and one not quoted is not an HTTP etag: not sent.
+    assert.equal((await read('W/"v1"')).toString(), '234');
+    assert.equal((await read('18e21776ad083d15-a')).toString(), '234');
+    assert.deepEqual(sent, ['"v2"', '"v1"', undefined, undefined]);
   });
 
   test('an HTTP error rejects on read with its status', async () => {

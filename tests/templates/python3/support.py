@@ -36,7 +36,12 @@ def wait_until(predicate, timeout=5.0, message="condition"):
 
 class FileServer:
     """Serves a dict {path: bytes} on 127.0.0.1 (port 0). With honour_range=False it ignores
-    Range headers and always answers 200 with the whole object, like some static servers."""
+    Range headers and always answers 200 with the whole object, like some static servers. Each
+    object's ETag is `etag(body)`; a request whose If-Match differs gets 412."""
+
+    @staticmethod
+    def etag(body):
+        return f'"{len(body):x}-{sum(body):x}"'
 
     def __init__(self, files, honour_range=True):
         self.files = files
@@ -56,6 +61,8 @@ class FileServer:
                     return self._reply(404, b"not found")
                 header = self.headers.get("Range")
                 outer.ranges.append(header)
+                if self.headers.get("If-Match", FileServer.etag(body)) != FileServer.etag(body):
+                    return self._reply(412, b"")
                 match = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
                 if not honour_range or not match:
                     return self._reply(200, body)

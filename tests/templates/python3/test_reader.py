@@ -155,6 +155,21 @@ class FileReaderTest(unittest.TestCase):
         self.assertIn("%20", uri)
         self.assertEqual(read_all(Cursor(uri, 0, None, "LINES")), b"a\n")
 
+    def test_etag_names_the_version_to_read(self):
+        uri = self.write("scene", NUMBERS)
+        path = os.path.join(self.dir.name, "scene")
+        os.utime(path, ns=(0x18EC9AD368A61562, 0x18EC9AD368A61562))
+        etag = "18ec9ad368a61562-a"  # the planner's form: mtime in ns, size, in hexadecimal
+        self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE", etag=etag)), b"234")
+        self.assertEqual(read_all(Cursor(uri, 2, 3, "LINES", etag=etag)), b"")
+        self.write("scene", NUMBERS + b"\n")  # rewritten since the cursor was made
+        for framing in ("NONE", "LINES"):
+            with self.subTest(framing=framing):
+                with self.assertRaises(eofaas_reader.ObjectChangedError) as caught:
+                    read_all(Cursor(uri, 2, 3, framing, etag=etag))
+                self.assertIn(etag, str(caught.exception))
+        self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE")), b"234")  # no etag: not checked
+
     def test_missing_file_raises_on_read(self):
         data = Data(Cursor("file:///nonexistent/eofaas/file.txt"))
         with self.assertRaises(FileNotFoundError):
@@ -241,6 +256,18 @@ class HttpReaderTest(unittest.TestCase):
     def test_lines_exactly_once_when_the_server_ignores_range(self):
         assert_lines_exactly_once(self, lambda name, _: self.plain_server.url("/" + name),
                                   check_iteration=False)
+
+    def test_strong_etag_is_sent_as_if_match(self):
+        uri = self.server.url("/numbers")
+        etag = support.FileServer.etag(NUMBERS)
+        self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE", etag=etag)), b"234")
+        with self.assertRaises(eofaas_reader.ObjectChangedError) as caught:
+            read_all(Cursor(uri, 2, 3, "NONE", etag='"an older version"'))
+        self.assertIn('"an older version"', str(caught.exception))
+        # A weak etag never matches If-Match, and one not quoted is not an HTTP etag: not sent.
+        for etag in ('W/"an older version"', "18ec9ad368a61562-a"):
+            with self.subTest(etag=etag):
+                self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE", etag=etag)), b"234")
 
     def test_http_error_raises_on_read(self):
         data = Data(Cursor(self.server.url("/missing")))
