@@ -423,7 +423,7 @@ async function* fileBlocks(path, etag, start, length, blockSize) {
 async function* httpBlocks(uri, etag, start, length, timeoutMs) {
   const last = length ? `${start + length - 1}` : '';
   const headers = { Range: `bytes=${start}-${last}` };
-  if (etag.startsWith('"')) headers['If-Match'] = etag; // a weak etag never matches If-Match
+  if (/^"[\x21\x23-\x7e]*"$/.test(etag)) headers['If-Match'] = etag; // a weak one never matches
   let response;
   try {
     response = await get(new URL(uri), headers, timeoutMs);

@@ -40,6 +40,11 @@ class StorageError extends RuntimeException
     }
 }
 
+/** The object is no longer the version the cursor's etag names. */
+final class ObjectChangedError extends StorageError
+{
+}
+
 /** A validated data cursor (eofaas.v1.DataCursor). */
 final class Cursor
 {

@@ -12,7 +12,11 @@
  *          past the range until the last owned line ends completes ours. Over all chunks of an
  *          object every line comes out exactly once, whatever the chunk size.
  * Objects are `file:///abs/path` or `http(s)://...` (read with a Range request through PHP's
- * stream wrappers, so no extension beyond the standard build is needed).
+ * stream wrappers, so no extension beyond the standard build is needed). A cursor's `etag`, when
+ * set, is the version of the object it was made for: a file's must still be the planner's
+ * "<mtime ns>-<size>" (hexadecimal; PHP sees the mtime to the second), and a store is sent a strong
+ * (quoted) one as If-Match. An object that changed since throws ObjectChangedError rather than mix
+ * two versions into one Map.
  */
 
 declare(strict_types=1);
@@ -21,6 +25,7 @@ namespace Eofaas;
 
 use Cursor;
 use Generator;
+use ObjectChangedError;
 use StorageError;
 
 /**
@@ -207,11 +212,11 @@ function chunkBlocks(?Cursor $cursor, float $timeout, int $blockSize): Generator
     }
     if ($cursor->framing === 'LINES') {
         $start = max(0, $cursor->offset - 1);
-        $blocks = new Blocks(objectBlocks($cursor->uri, $start, null, $timeout, $blockSize));
+        $blocks = new Blocks(objectBlocks($cursor, $start, null, $timeout, $blockSize));
         yield from ownedLines($blocks, $cursor->offset, $cursor->end());
         return;
     }
-    yield from objectBlocks($cursor->uri, $cursor->offset, $cursor->length, $timeout, $blockSize);
+    yield from objectBlocks($cursor, $cursor->offset, $cursor->length, $timeout, $blockSize);
 }
 
 /**
@@ -275,7 +280,7 @@ function ownedLines(Blocks $blocks, int $offset, ?int $end): Generator
  * @return Generator<int, string>
  */
 function objectBlocks(
-    string $uri,
+    Cursor $cursor,
     int $start,
     ?int $length,
     float $timeout,
@@ -284,9 +289,9 @@ function objectBlocks(
     if ($length === 0) {
         return;
     }
-    $source = str_starts_with(strtolower($uri), 'file:')
-        ? FileSource::open($uri, $start)
-        : HttpSource::open($uri, $start, $length, $timeout);
+    $source = str_starts_with(strtolower($cursor->uri), 'file:')
+        ? FileSource::open($cursor->uri, $cursor->etag, $start)
+        : HttpSource::open($cursor->uri, $cursor->etag, $start, $length, $timeout);
     try {
         $remaining = $length;
         while ($remaining === null || $remaining > 0) {
@@ -319,7 +324,7 @@ final class FileSource implements Source
     {
     }
 
-    public static function open(string $uri, int $start): self
+    public static function open(string $uri, string $etag, int $start): self
     {
         $path = rawurldecode((string) parse_url($uri, PHP_URL_PATH));
         error_clear_last();
@@ -327,11 +332,32 @@ final class FileSource implements Source
         if ($file === false) {
             throw new StorageError("cannot open {$uri}: " . lastErrorReason('cannot open'));
         }
+        if ($etag !== '' && !self::isVersion($file, $etag)) {
+            fclose($file);
+            throw new ObjectChangedError("{$uri} changed since the cursor was made (etag {$etag})");
+        }
         if ($start > 0 && fseek($file, $start) !== 0) {
             fclose($file);
             throw new StorageError("cannot seek to {$start} in {$uri}");
         }
         return new self($file, $uri);
+    }
+
+    /**
+     * Whether the open file is the version $etag names ("<mtime ns>-<size>" in hexadecimal): its
+     * size, and its mtime to the second, which is all PHP's fstat gives.
+     *
+     * @param resource $file
+     */
+    private static function isVersion(mixed $file, string $etag): bool
+    {
+        if (!preg_match('/^([0-9a-f]{1,16})-([0-9a-f]{1,16})$/D', $etag, $match)) {
+            return false;
+        }
+        [$mtime_ns, $size] = [hexdec($match[1]), hexdec($match[2])]; // floats beyond PHP_INT_MAX
+        $status = fstat($file);
+        return $status !== false && is_int($mtime_ns) && is_int($size)
+            && intdiv($mtime_ns, 1_000_000_000) === $status['mtime'] && $size === $status['size'];
     }
 
     public function read(int $size): string
@@ -373,13 +399,22 @@ final class HttpSource implements Source
     ) {
     }
 
-    public static function open(string $uri, int $start, ?int $length, float $timeout): self
-    {
+    public static function open(
+        string $uri,
+        string $etag,
+        int $start,
+        ?int $length,
+        float $timeout,
+    ): self {
         $last = $length === null ? '' : (string) ($start + $length - 1);
+        $headers = "Range: bytes={$start}-{$last}";
+        if (preg_match('/^"[\x21\x23-\x7e]*"$/D', $etag)) { // a weak etag never matches If-Match
+            $headers .= "\r\nIf-Match: {$etag}";
+        }
         $context = stream_context_create(['http' => [
             'method' => 'GET',
             'protocol_version' => 1.1, // the wrapper sends "Connection: close" and decodes chunked
-            'header' => "Range: bytes={$start}-{$last}",
+            'header' => $headers,
             'user_agent' => 'eofaas-php8',
             'ignore_errors' => true, // error statuses are checked below, with their code
             'timeout' => $timeout,
@@ -394,6 +429,13 @@ final class HttpSource implements Source
         if ($status === 416) {
             fclose($stream);
             return new self(null, $uri, null, $timeout);
+        }
+        if ($status === 412) {
+            fclose($stream);
+            throw new ObjectChangedError(
+                "GET {$uri}: the object changed since the cursor was made (If-Match {$etag}: 412)",
+                $status,
+            );
         }
         if ($status < 200 || $status >= 300) {
             fclose($stream);

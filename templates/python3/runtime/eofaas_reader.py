@@ -336,7 +336,7 @@ def _open_http(cursor, start, length, timeout):
     uri = cursor.uri
     last = f"{start + length - 1}" if length else ""
     headers = {"Range": f"bytes={start}-{last}"}
-    if cursor.etag.startswith('"'):  # a weak etag never matches If-Match
+    if re.fullmatch(r'"[\x21\x23-\x7e]*"', cursor.etag):  # a weak etag never matches If-Match
         headers["If-Match"] = cursor.etag
     request = urllib.request.Request(uri, headers=headers)
     try:

@@ -9,6 +9,7 @@ namespace EofaasTest;
 use Cursor;
 use Data;
 use Eofaas\FieldError;
+use ObjectChangedError;
 use StorageError;
 
 use function Eofaas\parseCursor;
@@ -232,6 +233,22 @@ final class FileReaderTest extends LinesTestCase
         $uri = $this->write('scene list #1.txt', "a\n");
         self::assertContains('%20', $uri);
         self::assertSame("a\n", readAll(new Cursor($uri, 0, null, 'LINES')));
+    }
+
+    public function testEtagNamesTheVersionToRead(): void
+    {
+        $uri = $this->write('scene', NUMBERS);
+        touch("{$this->dir}/scene", 1793021400);
+        // The planner's form: mtime in ns, size, in hexadecimal; PHP sees the mtime to the second.
+        $etag = '18e21776ad083d15-a';
+        self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE', etag: $etag)));
+        $this->write('scene', NUMBERS . "\n"); // rewritten since the cursor was made
+        foreach (['NONE', 'LINES'] as $framing) {
+            $read = fn () => readAll(new Cursor($uri, 2, 3, $framing, etag: $etag));
+            $error = self::assertThrows(ObjectChangedError::class, $read);
+            self::assertContains($etag, $error->getMessage());
+        }
+        self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE'))); // no etag: not checked
     }
 
     public function testMissingFileThrowsOnRead(): void
