@@ -719,12 +719,27 @@ class TemplateRun:
             self.replica.stop()
 
     def uris(self, store, tag):
+        """What "@..." strings stand for in `store`: "@name" the object's URI, "@etag:name" its
+        current etag there, "@stale-etag:name" the etag of a version 10 s older."""
         if store == "file":
-            return {name: "file://" + urllib.parse.quote(os.path.join(self.suite.data_dir, name))
+            uris = {name: "file://" + urllib.parse.quote(os.path.join(self.suite.data_dir, name))
                     for name in self.suite.objects}
-        if self.suite.nginx is None:
+        elif self.suite.nginx is None:
             raise Failure(f"no {store} store: {self.suite.nginx_error}")
-        return {name: self.suite.nginx.uri(store, name, tag) for name in self.suite.objects}
+        else:
+            uris = {name: self.suite.nginx.uri(store, name, tag) for name in self.suite.objects}
+        for name in self.suite.objects:
+            try:
+                status = os.stat(os.path.join(self.suite.data_dir, name))
+            except FileNotFoundError:
+                continue  # an absent object has no version
+            for key, age_ns in (("etag:", 0), ("stale-etag:", 10**10)):
+                mtime_ns = status.st_mtime_ns - age_ns
+                if store == "file":  # the planner's: mtime in ns and size, hexadecimal
+                    uris[key + name] = f"{mtime_ns:x}-{status.st_size:x}"
+                else:  # nginx's: mtime in seconds and size, hexadecimal, quoted
+                    uris[key + name] = f'"{mtime_ns // 10**9:x}-{status.st_size:x}"'
+        return uris
 
     # -- invoke: one request, its response checked against `expect`
 
