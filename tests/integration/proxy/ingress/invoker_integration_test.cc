@@ -772,6 +772,45 @@ TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
   EXPECT_TRUE(healed.ok()) << healed.status();
 }
 
+// A file rewritten while a Map runs: the chunks read before keep their results, and every later
+// one fails with the reader's ObjectChangedError (the cursor's etag names the planned version),
+// rather than counting lines of the new version.
+TEST_F(HeldReplicasProxyTest, FileRewrittenDuringAMapFailsTheLaterItems) {
+  const std::string path = data_root_ + "/rewritten.txt";
+  WriteText(path, 30'000);
+  const std::string release = data_root_ + "/release";
+  constexpr int kHoldFrom = 8;
+  MapRequest request = LinesMap("file://" + path, 1000);
+  request.set_max_in_flight(8);
+  (*request.mutable_args()->mutable_fields())["hold_from"].set_number_value(kHoldFrom);
+  (*request.mutable_args()->mutable_fields())["release"].set_string_value(release);
+  auto context = Context(absl::Seconds(60));
+  auto reader = proxy_->invoker().Map(context.get(), request);
+  MapRun run;
+  MapResponse event;
+  while (run.items.size() < kHoldFrom && reader->Read(&event)) run.Add(event);
+  ASSERT_EQ(run.items.size(), kHoldFrom);
+  WriteText(path, 31'000);
+  std::ofstream(release).close();
+  while (reader->Read(&event)) run.Add(event);
+  run.status = reader->Finish();
+
+  std::vector<eofaas::v1::MapItem> items = Items(run);
+  ASSERT_GT(items.size(), kHoldFrom);
+  for (const auto& item : items) {
+    if (item.index() < kHoldFrom) {
+      EXPECT_EQ(item.outcome_case(), eofaas::v1::MapItem::kResult) << item.ShortDebugString();
+    } else {
+      ASSERT_EQ(item.outcome_case(), eofaas::v1::MapItem::kError) << item.ShortDebugString();
+      EXPECT_EQ(item.error().type(), "ObjectChangedError");
+      EXPECT_EQ(item.attempts(), 1);  // a function error is not retried
+    }
+  }
+  const auto& done = run.events.back().done();
+  EXPECT_EQ(done.succeeded(), kHoldFrom);
+  EXPECT_EQ(done.failed(), static_cast<int64_t>(items.size()) - kHoldFrom);
+}
+
 // A replica that answers 500 (without the function-error header) costs its items one attempt:
 // each is retried on the good replica, and the Map sees only successes.
 TEST_F(FaultyEndpointsProxyTest, MapRetriesItemsAReplicaAnswers500ToOnAnotherReplica) {
