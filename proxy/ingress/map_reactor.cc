@@ -23,14 +23,14 @@ MapReactor::MapReactor(const IngressServices& services, grpc::CallbackServerCont
 void MapReactor::Start() {
   if (auto status = ValidateMapRequest(request_, services_.options.max_in_flight_limit);
       !status.ok()) {
-    return Finish(common::ToGrpcStatus(status));
+    return Refuse(common::ToGrpcStatus(status));
   }
   absl::StatusOr<std::string> args = ArgsJson(request_.args());
-  if (!args.ok()) return Finish(common::ToGrpcStatus(args.status()));
+  if (!args.ok()) return Refuse(common::ToGrpcStatus(args.status()));
   args_json_ = *std::move(args);
   // An unknown function is answered before anything is listed.
   if (auto capacity = services_.dispatcher.Capacity(request_.function()); !capacity.ok()) {
-    return Finish(common::ToGrpcStatus(capacity.status()));
+    return Refuse(common::ToGrpcStatus(capacity.status()));
   }
   caller_deadline_ = CallerDeadline(context_);
   item_timeout_ = *NonNegativeDuration(request_.item_timeout(), "item_timeout");
@@ -43,9 +43,17 @@ void MapReactor::Start() {
     planning_ = true;
   }
   if (!services_.planners.Submit([this] { Plan(); })) {
-    Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+    Refuse(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "too many Maps are waiting to be planned; retry later"));
   }
+}
+
+void MapReactor::Refuse(grpc::Status status) {
+  {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;  // OnCancel, should it come, finds the Map ended
+  }
+  Finish(std::move(status));
 }
 
 void MapReactor::Plan() {

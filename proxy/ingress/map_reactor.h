@@ -93,6 +93,9 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   void OnCancel() override;
   void OnDone() override { delete this; }
 
+  /// Finishes with `status` before anything was planned or written: the Map's only end, whatever
+  /// comes after (a cancellation may still arrive).
+  void Refuse(grpc::Status status);
   /// On a planner worker: lists the inputs, then queues `planned` and starts dispatching.
   void Plan();
   /// On a dispatcher thread: `pending` holds the index and the cursor; the outcome completes it.

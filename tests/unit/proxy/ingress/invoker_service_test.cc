@@ -654,6 +654,26 @@ TEST_F(InvokerServiceTest, BadMapRequestsEndBeforePlanned) {
   EXPECT_EQ(fake_.received_count(), 0u);
 }
 
+// A Map refused at its start (here: an unknown function) whose client cancels at about the same
+// time: the cancellation may reach the reactor after its refusal, which must stay its only end
+// (a second Finish aborts the process).
+TEST_F(InvokerServiceTest, RefusedMapsWhoseClientsCancelEndOnce) {
+  Start();
+  MapRequest request = Chunks(File("data.bin", 10), 1);
+  request.set_function("missing");
+  for (int i = 0; i < 300; ++i) {
+    grpc::ClientContext context;
+    auto reader = stub_->Map(&context, request);
+    if (i % 2 == 0) context.TryCancel();
+    MapResponse event;
+    EXPECT_FALSE(reader->Read(&event));
+    const grpc::Status status = reader->Finish();
+    EXPECT_TRUE(status.error_code() == grpc::StatusCode::NOT_FOUND ||
+                status.error_code() == grpc::StatusCode::CANCELLED)
+        << status.error_message();
+  }
+}
+
 TEST_F(InvokerServiceTest, EmptyObjectIsStillOneItem) {
   Start();
   fake_.SetResponder([](const Invocation&) { return Result("{}"); });
