@@ -24,8 +24,9 @@ struct HttpDispatcher::FunctionState {
   ~FunctionState();
 
   /// With `mu` held: hands free slots to queued calls, front first, and collects the calls to
-  /// wake (after the lock is released). When no replica is left up, the queued calls fail,
-  /// unless the function scales to zero (then they wait for its first replica).
+  /// wake (after the lock is released). A call waiting to be retried on another replica than
+  /// those that failed it lets later calls take those. When no replica is left up, the queued
+  /// calls fail, unless the function scales to zero (then they wait for its first replica).
   void GrantQueued(std::vector<std::shared_ptr<Call>>& woken);
   /// With `mu` held: fails every queued call with `status`.
   void DropQueued(const absl::Status& status, std::vector<std::shared_ptr<Call>>& woken);

@@ -27,10 +27,14 @@ HttpDispatcher::FunctionState::FunctionState(std::string name, const common::Clo
 HttpDispatcher::FunctionState::~FunctionState() { metrics->ReleaseFunction(name); }
 
 void HttpDispatcher::FunctionState::GrantQueued(std::vector<std::shared_ptr<Call>>& woken) {
-  while (!queue.empty()) {
-    Call& call = *queue.front();
+  for (auto waiting = queue.begin(); waiting != queue.end();) {
+    Call& call = **waiting;
     Balancer::PickResult pick = balancer.Pick(call.tried_);
-    if (pick.error == Balancer::PickError::kAtCapacity) return;
+    if (pick.error == Balancer::PickError::kAtCapacity) {
+      if (call.tried_.empty()) return;  // every replica is busy
+      ++waiting;  // the free ones failed this call: a later call may take them
+      continue;
+    }
     if (pick.error == Balancer::PickError::kNoReplicas && scales_to_zero) return;
     if (pick.error != Balancer::PickError::kNone) {
       // Every replica left or is ejected: waiting would only end at the deadline.
@@ -43,8 +47,8 @@ void HttpDispatcher::FunctionState::GrantQueued(std::vector<std::shared_ptr<Call
     gauges.queue_depth->Decrement();
     call.granted_ = std::move(pick.replica);
     call.queue_position_.reset();
-    woken.push_back(std::move(queue.front()));
-    queue.pop_front();
+    woken.push_back(std::move(*waiting));
+    waiting = queue.erase(waiting);
   }
 }
 

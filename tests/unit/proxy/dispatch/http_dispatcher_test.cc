@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 
+#include "absl/strings/match.h"
 #include "tests/unit/proxy/dispatch/dispatcher_harness.h"
 #include "tests/unit/proxy/dispatch/fake_replica.h"
 
@@ -234,6 +235,45 @@ TEST(HttpDispatcherTest, FullQueueRefusesAllButCallerBoundedInvocations) {
   EXPECT_EQ(slow.max_concurrent(), 1);
   EXPECT_EQ(harness.Metric("eofaas_proxy_queue_depth", {{"function", "f"}}), 0);
   EXPECT_EQ(harness.Metric("eofaas_proxy_inflight", {{"function", "f"}}), 0);
+}
+
+// A call retried after a failure waits for another replica than the one that failed it; calls
+// queued behind it take that replica as soon as it has a free slot, instead of waiting too.
+TEST(HttpDispatcherTest, CallsQueuedBehindARetryTakeTheReplicaItAvoids) {
+  FakeReplica a([](const std::string& body) {
+    if (absl::StrContains(body, "fails-on-a")) return FakeResponse{.status = 500};
+    return FakeResponse{.body = "a", .delay = 500ms};
+  });
+  FakeReplica b([](const std::string& body) {
+    return FakeResponse{.body = "b", .delay = absl::StrContains(body, "on-b") ? 4000ms : 0ms};
+  });
+  DispatcherHarness harness;
+  harness.dispatcher().Update("f", {{b.address(), 1, 1}});
+  auto on_b = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s, "on-b"));
+  ASSERT_TRUE(harness.AwaitLoad("f", 1, 0));
+  harness.dispatcher().Update("f", {{b.address(), 1, 1}, {a.address(), 2, 1}});
+  auto first = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s, "first"));
+  ASSERT_TRUE(harness.AwaitLoad("f", 2, 0));
+  // Answered 500 by a, it waits in the queue for b; a keeps one call and one free slot.
+  auto retried = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s, "fails-on-a"));
+  ASSERT_TRUE(harness.AwaitLoad("f", 2, 1));
+  auto second = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s, "second"));
+  ASSERT_TRUE(harness.AwaitLoad("f", 3, 1));
+  // Every slot is taken: this one queues behind the retried call.
+  const auto queued_at = std::chrono::steady_clock::now();
+  auto behind = harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(10s, "behind"));
+  ASSERT_TRUE(harness.AwaitLoad("f", 3, 2));
+  // It goes to a once `first` ends there (after 500 ms), not after b's 4 s.
+  ASSERT_EQ(behind.wait_for(2500ms), std::future_status::ready);
+  InvokeOutcome outcome = behind.get();
+  EXPECT_EQ(outcome.result, "a");
+  EXPECT_LT(std::chrono::steady_clock::now() - queued_at, 2500ms);
+  EXPECT_EQ(first.get().result, "a");
+  EXPECT_EQ(second.get().result, "a");
+  EXPECT_EQ(on_b.get().result, "b");
+  InvokeOutcome retried_outcome = retried.get();
+  EXPECT_EQ(retried_outcome.result, "b");
+  EXPECT_EQ(retried_outcome.attempts, 2);
 }
 
 TEST(HttpDispatcherTest, DeadlinePassesWhileQueued) {
