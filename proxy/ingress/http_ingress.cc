@@ -1,5 +1,7 @@
 #include "proxy/ingress/http_ingress.h"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +13,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <cerrno>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -38,6 +41,9 @@ using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyCl
 constexpr uint32_t kMaxHeaderBytes = 16 << 10;
 constexpr size_t kReadBytes = 16 << 10;
 constexpr std::chrono::seconds kLingerTimeout(2);
+// How often a connection's timer wakes: to close it past its deadline, and, while a call runs, to
+// see whether the client is still there.
+constexpr std::chrono::seconds kCheckInterval(1);
 
 // The answer to a request that could not be parsed.
 HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
@@ -68,8 +74,14 @@ HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
 //
 // Timeouts: a request must arrive whole, and an answer be taken, within the idle timeout. Rather
 // than re-arm a timer for every request, the connection moves `deadline_` and one timer per
-// connection wakes at the latest at the deadline it had when armed, then sleeps again until the
-// current one (deadlines only move later, but for the lingering close, which re-arms).
+// connection wakes every kCheckInterval (or at the deadline, when sooner) and closes the socket
+// once the current deadline has passed (deadlines only move later, but for the lingering close,
+// which re-arms).
+//
+// A client that goes away while its call runs (closes or resets the connection, as a client that
+// timed out does) cancels the call at the timer's next wake, as nginx stops a request whose client
+// closed: its replica slot is not held for an answer nobody reads. Nothing is read meanwhile, so
+// a peek tells the end of the stream from the bytes of a next request.
 class HttpIngress::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(HttpIngress& ingress, Socket socket)
@@ -82,7 +94,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       boost::system::error_code ignored;
       self->socket_.non_blocking(true, ignored);  // answers are written at once when they fit
-      self->armed_until_ = SteadyClock::now() + self->idle_timeout_;
+      self->armed_until_ = SteadyClock::now() +
+                           std::min<std::chrono::nanoseconds>(self->idle_timeout_, kCheckInterval);
       self->Wait();
       self->NextRequest();
     });
@@ -137,7 +150,7 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
 
   void OnRequest() {
     idle_ = false;
-    deadline_ = SteadyClock::time_point::max();  // the call has its own deadline
+    deadline_ = kCalling;  // the call has its own deadline
     keep_alive_ = request_.keep_alive;
     if (std::optional<HttpAnswer> answer =
             RejectRequestLine(request_.method, request_.target, request_.content_type)) {
@@ -233,25 +246,36 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     socket_.close(ignored);
   }
 
-  // Waits until armed_until_, then closes the socket when the deadline has passed, or waits for
-  // it (or the next check, while a call runs).
+  // Waits until armed_until_, then closes the socket when the deadline has passed, or cancels
+  // the call of a client that left; then waits for the next check.
   void Wait() {
     timer_.expires_at(armed_until_);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code error) {
       if (error || self->ended_) return;  // cancelled: re-armed, or the connection ended
       const auto now = SteadyClock::now();
       if (now >= self->deadline_) return self->CloseSocket();  // the pending operation ends
-      self->armed_until_ = std::min(self->deadline_, now + self->idle_timeout_);
+      if (self->deadline_ == kCalling && self->ClientGone()) self->group_->Cancel();
+      self->armed_until_ = std::min(self->deadline_, now + kCheckInterval);
       self->Wait();
     });
+  }
+
+  // Whether the client closed or reset the connection: a peek finds the end of the stream or an
+  // error, rather than the bytes of a next request or nothing yet.
+  bool ClientGone() {
+    char byte;
+    const ssize_t peeked = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return peeked == 0 || (peeked < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
   HttpIngress& ingress_;
   Socket socket_;
   Timer timer_;
   const std::chrono::nanoseconds idle_timeout_;
-  // When the connection closes unless it made progress, and when the timer wakes next.
-  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  // When the connection closes unless it made progress (kCalling while a call runs: it has a
+  // deadline of its own), and when the timer wakes next.
+  static constexpr SteadyClock::time_point kCalling = SteadyClock::time_point::max();
+  SteadyClock::time_point deadline_ = kCalling;
   SteadyClock::time_point armed_until_;
   beast::flat_buffer buffer_;
   HttpRequest request_;
@@ -260,7 +284,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
   // The call's outcome, until the loop's burst answers it. Kept here rather than in the deferred
   // step, which then holds only `self` and fits in the step's own storage (no allocation).
   std::optional<InvokeOutcome> outcome_;
-  // Cancelled at shutdown only, so one serves every call of the connection.
+  // Cancelled at shutdown, or when the client left: either way no call of the connection follows,
+  // so one serves them all.
   const std::shared_ptr<CallGroup> group_ = std::make_shared<CallGroup>();
   std::string answer_;      // the answer being written: head and small body
   std::string large_body_;  // or its body, when large

@@ -407,6 +407,26 @@ TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {
   EXPECT_EQ(queued.get(), 200);
 }
 
+// A client that closes its connection while its call runs (as one that timed out does) cancels
+// the call: the replica's only slot is free for the next caller long before the answer would come.
+TEST_F(HttpIngressTest, AClientThatLeavesCancelsItsCall) {
+  auto slow = StartFault("slow", {"FAULT_DELAY_MS=30000"});
+  ASSERT_NE(slow, nullptr);
+  StartProxy({{"slow", {slow->address() + ":1"}}});
+  {
+    Connection leaving(proxy_->http_address());
+    leaving.SendRaw(
+        absl::StrCat("POST /v1/functions/slow:invoke HTTP/1.1\r\nHost: proxy\r\n"
+                     "Content-Type: application/json\r\nContent-Length: ",
+                     InvokeBody(kScene).size(), "\r\n\r\n", InvokeBody(kScene)));
+    ASSERT_TRUE(AwaitFaultRequests(slow->address(), 1));
+    ASSERT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 1"));
+  }  // closed
+  EXPECT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 0"));
+  EXPECT_TRUE(
+      AwaitMetric("eofaas_proxy_invocations_total{function=\"slow\",outcome=\"cancelled\"} 1"));
+}
+
 TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {
   // Slow enough to be still in progress when the proxy is told to stop, and within its grace.
   auto slow = StartFault("slow", {"FAULT_DELAY_MS=3000"});
