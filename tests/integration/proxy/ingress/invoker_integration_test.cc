@@ -330,6 +330,32 @@ class HeldReplicasProxyTest : public ControlPlaneProxyTest {
     function.mutable_scaling()->set_target_concurrency(4);
     return function;
   }
+
+  // Starts a Map over `path` in 1000-byte LINES chunks, `window` in flight, whose cursors from
+  // part `hold_from` on wait for release_ to exist; reads `planned` and the items before them.
+  std::unique_ptr<grpc::ClientReader<MapResponse>> StartHeldMap(grpc::ClientContext& context,
+                                                                const std::string& path,
+                                                                int hold_from, int window,
+                                                                MapRun& run) {
+    MapRequest request = LinesMap("file://" + path, 1000);
+    request.set_max_in_flight(window);
+    (*request.mutable_args()->mutable_fields())["hold_from"].set_number_value(hold_from);
+    (*request.mutable_args()->mutable_fields())["release"].set_string_value(release_);
+    auto reader = proxy_->invoker().Map(&context, request);
+    MapResponse event;
+    while (static_cast<int>(run.items.size()) < hold_from && reader->Read(&event)) run.Add(event);
+    return reader;
+  }
+
+  // Lets the held cursors go, then reads the rest of the Map.
+  void Release(grpc::ClientReader<MapResponse>& reader, MapRun& run) {
+    std::ofstream(release_).close();
+    MapResponse event;
+    while (reader.Read(&event)) run.Add(event);
+    run.status = reader.Finish();
+  }
+
+  const std::string release_ = data_root_ + "/release";
 };
 
 TEST_F(ControlPlaneProxyTest, InvokeRunsTheFunctionOnAFileCursor) {
@@ -716,20 +742,13 @@ TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
   const std::string path = data_root_ + "/kill.txt";
   WriteText(path, 300'000);
   const int64_t lines = CountLines(path);
-  const std::string release = data_root_ + "/release";
   constexpr int kHoldFrom = 24;
   constexpr int kWindow = 8;  // both replicas' slots
-  MapRequest request = LinesMap("file://" + path, 1000);
-  request.set_max_in_flight(kWindow);
-  (*request.mutable_args()->mutable_fields())["hold_from"].set_number_value(kHoldFrom);
-  (*request.mutable_args()->mutable_fields())["release"].set_string_value(release);
   auto context = Context(absl::Seconds(60));
-  auto reader = proxy_->invoker().Map(context.get(), request);
   MapRun run;
-  MapResponse event;
   // `planned`, then the items before kHoldFrom. Cursors go out in index order, so the next
   // kWindow ones are now held, four on each replica.
-  while (run.items.size() < kHoldFrom && reader->Read(&event)) run.Add(event);
+  auto reader = StartHeldMap(*context, path, kHoldFrom, kWindow, run);
   std::set<std::string> replicas;
   for (const auto& first : run.items) replicas.insert(first.replica());
   const bool both_busy = run.items.size() == kHoldFrom && replicas.size() == 2;
@@ -738,9 +757,7 @@ TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
   if (both_busy) {
     EXPECT_TRUE(KillReplicaGroup(plane_->instance(), victim)) << victim;
   }
-  std::ofstream(release).close();
-  while (reader->Read(&event)) run.Add(event);
-  run.status = reader->Finish();
+  Release(*reader, run);
   if (!both_busy) return;
 
   std::vector<eofaas::v1::MapItem> items = Items(run);
@@ -778,22 +795,13 @@ TEST_F(HeldReplicasProxyTest, ReplicaKilledInTheMiddleOfAMapLosesNoItem) {
 TEST_F(HeldReplicasProxyTest, FileRewrittenDuringAMapFailsTheLaterItems) {
   const std::string path = data_root_ + "/rewritten.txt";
   WriteText(path, 30'000);
-  const std::string release = data_root_ + "/release";
   constexpr int kHoldFrom = 8;
-  MapRequest request = LinesMap("file://" + path, 1000);
-  request.set_max_in_flight(8);
-  (*request.mutable_args()->mutable_fields())["hold_from"].set_number_value(kHoldFrom);
-  (*request.mutable_args()->mutable_fields())["release"].set_string_value(release);
   auto context = Context(absl::Seconds(60));
-  auto reader = proxy_->invoker().Map(context.get(), request);
   MapRun run;
-  MapResponse event;
-  while (run.items.size() < kHoldFrom && reader->Read(&event)) run.Add(event);
+  auto reader = StartHeldMap(*context, path, kHoldFrom, /*window=*/8, run);
   ASSERT_EQ(run.items.size(), kHoldFrom);
   WriteText(path, 31'000);
-  std::ofstream(release).close();
-  while (reader->Read(&event)) run.Add(event);
-  run.status = reader->Finish();
+  Release(*reader, run);
 
   std::vector<eofaas::v1::MapItem> items = Items(run);
   ASSERT_GT(items.size(), kHoldFrom);
