@@ -58,8 +58,8 @@ void MapReactor::Refuse(grpc::Status status) {
 
 void MapReactor::Plan() {
   const std::vector<std::string> inputs(request_.inputs().begin(), request_.inputs().end());
-  absl::StatusOr<std::unique_ptr<Planner>> planner =
-      Planner::Create(inputs, request_.partitioning(), services_.listers);
+  absl::StatusOr<std::unique_ptr<Planner>> planner = Planner::Create(
+      inputs, request_.partitioning(), services_.listers, stop_planning_.get_token());
   if (planner.ok()) {
     planned_.set_items((*planner)->items());
     planned_.set_bytes((*planner)->bytes());
@@ -243,6 +243,7 @@ void MapReactor::OnCancel() {
 void MapReactor::StopLocked(grpc::Status status, Actions& actions) {
   if (stopped_) return;
   stopped_ = std::move(status);
+  stop_planning_.request_stop();  // a listing in progress lists no further input
   actions.cancel = group_;
   planner_.reset();
   reorder_.clear();

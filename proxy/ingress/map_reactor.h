@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,9 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   eofaas::v1::MapPlanned planned_;
   // The message being written: only the writer (who set `writing_`) touches it.
   eofaas::v1::MapResponse message_;
+
+  // Requested when the Map stops: a planning in progress lists no further input.
+  std::stop_source stop_planning_;
 
   absl::Mutex mu_;
   bool planning_ ABSL_GUARDED_BY(mu_) = false;

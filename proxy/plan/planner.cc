@@ -47,9 +47,10 @@ struct HttpListing {
 };
 
 // Lists the http(s) inputs of `uris` (slot i for input i; other slots stay empty), up to
-// kConcurrentHttpInputs at once, on this thread and helpers. Once one fails no other starts.
-// `lister` may be null when no input is http(s).
-std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const Lister* lister) {
+// kConcurrentHttpInputs at once, on this thread and helpers. Once one fails, or `stop` is
+// requested, no other starts. `lister` may be null when no input is http(s).
+std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const Lister* lister,
+                                        const std::stop_token& stop) {
   std::vector<size_t> inputs;
   for (size_t i = 0; i < uris.size(); ++i) {
     if (IsHttp(uris[i].scheme)) inputs.push_back(i);
@@ -59,7 +60,7 @@ std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const 
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   auto work = [&] {
-    for (size_t k = next++; k < inputs.size() && !failed; k = next++) {
+    for (size_t k = next++; k < inputs.size() && !failed && !stop.stop_requested(); k = next++) {
       HttpListing& listing = listings[inputs[k]];
       listing.status = lister->List(uris[inputs[k]], Field(inputs[k]), listing.objects);
       listing.objects.ShrinkToFit();  // one object: the list keeps no empty block
@@ -91,7 +92,8 @@ void AppendAll(const ObjectList& from, ObjectList& to) {
 
 absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::string>& inputs,
                                                          const Partitioning& partitioning,
-                                                         const Listers& listers) {
+                                                         const Listers& listers,
+                                                         const std::stop_token& stop) {
   if (inputs.empty()) return Invalid("inputs", "at least one input is required");
   Split split = Split::kWhole;
   int64_t split_value = 0;
@@ -141,12 +143,13 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
   }
 
   // The http(s) inputs first, side by side; an error is the first failed input's.
-  std::vector<HttpListing> http = ListHttpInputs(uris, listers.http);
+  std::vector<HttpListing> http = ListHttpInputs(uris, listers.http, stop);
   for (const HttpListing& listing : http) {
     if (!listing.status.ok()) return listing.status;
   }
   ObjectList objects;
   for (size_t i = 0; i < uris.size(); ++i) {
+    if (stop.stop_requested()) return absl::CancelledError("planning was cancelled");
     if (IsHttp(uris[i].scheme)) {
       AppendAll(http[i].objects, objects);
       continue;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -50,10 +51,11 @@ class Planner {
   /// outside the data roots, NOT_FOUND, ...). The http(s) inputs are sized first, up to 16 at
   /// once (each waits on the network), so the lister must be thread-safe; when one fails, the
   /// error is the first failed http(s) input's and no file:// input is walked. Then the other
-  /// inputs are listed in order. Blocks on the file system and network.
+  /// inputs are listed in order. Blocks on the file system and network; once `stop` is
+  /// requested no further input is listed, and the answer is CANCELLED.
   static absl::StatusOr<std::unique_ptr<Planner>> Create(
       const std::vector<std::string>& inputs, const eofaas::v1::Partitioning& partitioning,
-      const Listers& listers);
+      const Listers& listers, const std::stop_token& stop = {});
 
   /// The number of cursors Next will yield.
   int64_t items() const { return items_; }

@@ -72,12 +72,13 @@ class InvokerServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { fake_.Update("f", {{"127.0.0.1:9001", 4, 1}}); }
 
-  void Start(IngressOptions options = {}) {
+  // `http` lists http(s) inputs, when given.
+  void Start(IngressOptions options = {}, const Lister* http = nullptr) {
     auto roots = DataRoots::Create({dir_.path().string()});
     ASSERT_TRUE(roots.ok()) << roots.status();
     file_lister_ = std::make_unique<FileLister>(*roots);
-    ingress_ = std::make_unique<Ingress>(fake_, *roots, Listers{.file = file_lister_.get()},
-                                         metrics_, options);
+    ingress_ = std::make_unique<Ingress>(
+        fake_, *roots, Listers{.file = file_lister_.get(), .http = http}, metrics_, options);
     service_ = std::make_unique<InvokerService>(ingress_->services());
     auto server =
         common::GrpcServer::Start({.listen = "127.0.0.1:0", .shutdown_grace = absl::Seconds(1)},
@@ -565,6 +566,40 @@ TEST_F(InvokerServiceTest, MapMessagesStayWithinTheirBounds) {
     EXPECT_EQ(large.events[i].items().items_size(), i < 3 ? 3 : 2) << i;
     EXPECT_LE(large.events[i].ByteSizeLong(), MapReactor::kMaxMessageBytes + 1024) << i;
   }
+}
+
+// An http(s) lister that takes 200 ms per input and counts its calls.
+class SlowHttpLister final : public Lister {
+ public:
+  absl::Status List(const DataUri& input, absl::string_view, ObjectList& out) const override {
+    ++calls_;
+    absl::SleepFor(absl::Milliseconds(200));
+    out.Append(ListedObject{input.text, 10, "", true});
+    return absl::OkStatus();
+  }
+  int calls() const { return calls_; }
+
+ private:
+  mutable std::atomic<int> calls_ = 0;
+};
+
+// A Map cancelled while its inputs are sized stops the sizing: no further input is listed.
+TEST_F(InvokerServiceTest, CancelledMapStopsPlanning) {
+  SlowHttpLister lister;
+  Start({}, &lister);
+  MapRequest request;
+  request.set_function("f");
+  for (int i = 0; i < 64; ++i) request.add_inputs(absl::StrCat("http://store.example/", i));
+  grpc::ClientContext context;
+  auto reader = stub_->Map(&context, request);
+  ASSERT_TRUE(Eventually([&] { return lister.calls() > 0; }));
+  context.TryCancel();
+  MapResponse event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  absl::SleepFor(absl::Seconds(1));  // the whole sizing: 4 rounds of 16 inputs, 200 ms each
+  EXPECT_LE(lister.calls(), 16);
+  EXPECT_EQ(fake_.received_count(), 0u);
 }
 
 TEST_F(InvokerServiceTest, CancelledMapCancelsItsInvocationsAndStops) {

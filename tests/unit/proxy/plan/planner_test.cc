@@ -9,8 +9,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <map>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,7 @@ class SlowLister final : public Lister {
   explicit SlowLister(absl::Duration delay) : delay_(delay) {}
 
   absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override {
+    ++calls_;
     const int now = ++running_;
     for (int seen = most_; now > seen && !most_.compare_exchange_weak(seen, now);) {
     }
@@ -80,9 +83,11 @@ class SlowLister final : public Lister {
   }
 
   int most_at_once() const { return most_; }
+  int calls() const { return calls_; }
 
  private:
   absl::Duration delay_;
+  mutable std::atomic<int> calls_ = 0;
   mutable std::atomic<int> running_ = 0;
   mutable std::atomic<int> most_ = 0;
 };
@@ -222,6 +227,33 @@ TEST_F(PlannerTest, FirstFailingHttpInputIsReported) {
       Planner::Create(inputs, Partitioning(), Listers{&fake_, &slow});
   EXPECT_EQ(planner.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(planner.status().message(), "inputs[3]: no such object");
+  EXPECT_EQ(fake_.calls(), 0);
+}
+
+// Once a stop is requested no further input is listed (those being listed finish), and the
+// answer is CANCELLED.
+TEST_F(PlannerTest, StopEndsPlanningBeforeTheNextInput) {
+  SlowLister slow(absl::Milliseconds(200));
+  fake_.Add("file:///d", ListedObject{"file:///d/a", 10, "ea", true});
+  std::vector<std::string> inputs = {"file:///d"};
+  for (int i = 0; i < 64; ++i) inputs.push_back(absl::StrCat("http://h/", i));
+  std::stop_source stop;
+  auto planned = std::async(std::launch::async, [&] {
+    return Planner::Create(inputs, Partitioning(), Listers{&fake_, &slow}, stop.get_token());
+  });
+  absl::SleepFor(absl::Milliseconds(50));  // while the first http inputs are sized
+  stop.request_stop();
+  absl::StatusOr<std::unique_ptr<Planner>> planner = planned.get();
+  EXPECT_EQ(planner.status().code(), absl::StatusCode::kCancelled) << planner.status();
+  EXPECT_LE(slow.calls(), 16);  // those already started, of 64
+  EXPECT_EQ(fake_.calls(), 0);  // the file input is not walked
+
+  // Stopped before it begins: nothing is listed.
+  std::stop_source stopped;
+  stopped.request_stop();
+  planner =
+      Planner::Create({"file:///d"}, Partitioning(), Listers{&fake_, &slow}, stopped.get_token());
+  EXPECT_EQ(planner.status().code(), absl::StatusCode::kCancelled) << planner.status();
   EXPECT_EQ(fake_.calls(), 0);
 }
 
