@@ -354,10 +354,10 @@ final class FileSource implements Source
         if (!preg_match('/^([0-9a-f]{1,16})-([0-9a-f]{1,16})$/D', $etag, $match)) {
             return false;
         }
-        [$mtime_ns, $size] = [hexdec($match[1]), hexdec($match[2])]; // floats beyond PHP_INT_MAX
+        [$mtimeNs, $size] = [hexdec($match[1]), hexdec($match[2])]; // floats beyond PHP_INT_MAX
         $status = fstat($file);
-        return $status !== false && is_int($mtime_ns) && is_int($size)
-            && intdiv($mtime_ns, 1_000_000_000) === $status['mtime'] && $size === $status['size'];
+        return $status !== false && is_int($mtimeNs) && is_int($size)
+            && intdiv($mtimeNs, 1_000_000_000) === $status['mtime'] && $size === $status['size'];
     }
 
     public function read(int $size): string
