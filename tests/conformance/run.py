@@ -563,7 +563,8 @@ def json_path(value, dotted):
 
 
 def substitute(value, uris):
-    """Replaces every string "@name" naming a data object by that object's URI."""
+    """Replaces every string "@key" whose key is in `uris` (an object's name: its URI; "etag:"
+    or "stale-etag:" and its name: that etag) by what it stands for."""
     if isinstance(value, str) and value.startswith("@") and value[1:] in uris:
         return uris[value[1:]]
     if isinstance(value, dict):
@@ -719,15 +720,17 @@ class TemplateRun:
             self.replica.stop()
 
     def uris(self, store, tag):
-        """What "@..." strings stand for in `store`: "@name" the object's URI, "@etag:name" its
-        current etag there, "@stale-etag:name" the etag of a version 10 s older."""
         if store == "file":
-            uris = {name: "file://" + urllib.parse.quote(os.path.join(self.suite.data_dir, name))
+            return {name: "file://" + urllib.parse.quote(os.path.join(self.suite.data_dir, name))
                     for name in self.suite.objects}
-        elif self.suite.nginx is None:
+        if self.suite.nginx is None:
             raise Failure(f"no {store} store: {self.suite.nginx_error}")
-        else:
-            uris = {name: self.suite.nginx.uri(store, name, tag) for name in self.suite.objects}
+        return {name: self.suite.nginx.uri(store, name, tag) for name in self.suite.objects}
+
+    def etags(self, store):
+        """What "@etag:name" (the object's current etag in `store`) and "@stale-etag:name" (the
+        etag of a version 10 s older) stand for."""
+        etags = {}
         for name in self.suite.objects:
             try:
                 status = os.stat(os.path.join(self.suite.data_dir, name))
@@ -736,10 +739,10 @@ class TemplateRun:
             for key, age_ns in (("etag:", 0), ("stale-etag:", 10**10)):
                 mtime_ns = status.st_mtime_ns - age_ns
                 if store == "file":  # the planner's: mtime in ns and size, hexadecimal
-                    uris[key + name] = f"{mtime_ns:x}-{status.st_size:x}"
+                    etags[key + name] = f"{mtime_ns:x}-{status.st_size:x}"
                 else:  # nginx's: mtime in seconds and size, hexadecimal, quoted
-                    uris[key + name] = f'"{mtime_ns // 10**9:x}-{status.st_size:x}"'
-        return uris
+                    etags[key + name] = f'"{mtime_ns // 10**9:x}-{status.st_size:x}"'
+        return etags
 
     # -- invoke: one request, its response checked against `expect`
 
@@ -747,7 +750,7 @@ class TemplateRun:
         stores = vector_stores(vector)
         for store in stores:
             tag = self.tag(vector)
-            uris = self.uris(store, tag)
+            uris = {**self.uris(store, tag), **self.etags(store)}
             expect = substitute(vector["expect"], uris)
             where = f"[{store}] " if len(stores) > 1 else ""
             try:
