@@ -138,7 +138,7 @@ class MapReactor final : public grpc::ServerWriteReactor<eofaas::v1::MapResponse
   // The message being written: only the writer (who set `writing_`) touches it.
   eofaas::v1::MapResponse message_;
 
-  // Requested when the Map stops: a planning in progress lists no further input.
+  // Requested when the Map stops: a planning in progress ends its listings and lists no more.
   std::stop_source stop_planning_;
 
   absl::Mutex mu_;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,9 @@ bool HasWildcard(absl::string_view component) {
 // One listing of one input: appends the files it finds to `out`.
 class Walk {
  public:
-  Walk(const DataRoots& roots, absl::string_view field, ObjectList& out)
-      : roots_(roots), field_(field), out_(out) {}
+  Walk(const DataRoots& roots, absl::string_view field, const std::stop_token& stop,
+       ObjectList& out)
+      : roots_(roots), field_(field), stop_(stop), out_(out) {}
 
   void AddFile(const std::string& dir, absl::string_view name, const struct stat& st,
                std::optional<uint32_t>& prefix) {
@@ -111,11 +113,15 @@ class Walk {
  private:
   // Calls visit(name, stat, link_target) for each entry of `dir` (matching `pattern` when set).
   // A symlink is resolved within the roots first: visit gets its target's stat and canonical
-  // path; a dangling one is skipped; one leading outside the roots ends the walk.
+  // path; a dangling one is skipped; one leading outside the roots ends the walk, as does a
+  // requested stop.
   template <typename Visit>
   absl::Status ForEachEntry(DIR* dir, const std::string& path, const Visit& visit,
                             const char* pattern = nullptr) {
     while (true) {
+      if (stop_.stop_requested()) {
+        return absl::CancelledError(absl::StrCat(field_, ": listing was cancelled"));
+      }
       errno = 0;
       struct dirent* entry = readdir(dir);
       if (entry == nullptr) return errno == 0 ? absl::OkStatus() : Error(path);
@@ -146,18 +152,19 @@ class Walk {
 
   const DataRoots& roots_;
   absl::string_view field_;
+  const std::stop_token& stop_;
   ObjectList& out_;
 };
 
 }  // namespace
 
 absl::Status FileLister::List(const DataUri& input, absl::string_view field,
-                              ObjectList& out) const {
+                              const std::stop_token& stop, ObjectList& out) const {
   if (input.scheme != UriScheme::kFile) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not a file:// URI"));
   }
   const size_t begin = out.size();
-  Walk walk(roots_, field, out);
+  Walk walk(roots_, field, stop, out);
   if (input.glob) {
     std::vector<std::string> path = absl::StrSplit(input.path, '/', absl::SkipEmpty());
     std::vector<std::string> pattern = absl::StrSplit(input.pattern, '/', absl::SkipEmpty());

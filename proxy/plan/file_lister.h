@@ -27,7 +27,8 @@ class FileLister final : public Lister {
   explicit FileLister(DataRoots roots) : roots_(std::move(roots)) {}
 
   /// INVALID_ARGUMENT for a non-file URI or a path that is neither a file nor a directory.
-  absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override;
+  absl::Status List(const DataUri& input, absl::string_view field, const std::stop_token& stop,
+                    ObjectList& out) const override;
 
  private:
   DataRoots roots_;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -100,8 +101,14 @@ std::optional<int64_t> RangeTotal(CURL* curl) {
 // A body callback that takes nothing: the transfer stops at the first byte of the body.
 size_t RefuseBody(char*, size_t, size_t, void*) { return 0; }
 
+// A progress callback (libcurl calls it at least once a second) that aborts the transfer once
+// the stop token it is given is requested.
+int AbortWhenStopped(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::stop_token*>(stop)->stop_requested() ? 1 : 0;
+}
+
 Answer Ask(const HttpListerOptions& options, const DataUri& input, absl::string_view field,
-           Probe probe) {
+           const std::stop_token& stop, Probe probe) {
   Answer answer;
   std::unique_ptr<CURL, CurlCleanup> curl(curl_easy_init());
   if (curl == nullptr) {
@@ -128,7 +135,15 @@ Answer Ask(const HttpListerOptions& options, const DataUri& input, absl::string_
   curl_easy_setopt(handle, CURLOPT_USERAGENT, "eofaas-proxy");
   if (!options.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options.ca_file.c_str());
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, AbortWhenStopped);
+  curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &stop);
   const CURLcode code = curl_easy_perform(handle);
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    answer.error =
+        absl::CancelledError(absl::StrCat(Describe(field, probe, input.text), ": cancelled"));
+    return answer;
+  }
   // A body refused on purpose ends the transfer with a write error, after the headers.
   if (code != CURLE_OK && !(probe == Probe::kFirstByte && code == CURLE_WRITE_ERROR)) {
     answer.error = TransferError(code, Describe(field, probe, input.text), error);
@@ -160,12 +175,12 @@ HttpLister::HttpLister(HttpListerOptions options) : options_(std::move(options))
 }
 
 absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
-                              ObjectList& out) const {
+                              const std::stop_token& stop, ObjectList& out) const {
   if (input.scheme != UriScheme::kHttp && input.scheme != UriScheme::kHttps) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not an http(s):// URI"));
   }
   Probe probe = Probe::kHead;
-  Answer answer = Ask(options_, input, field, probe);
+  Answer answer = Ask(options_, input, field, stop, probe);
   if (!answer.error.ok()) return answer.error;
   std::string refused_head;
   // Stores that refuse HEAD where GET is allowed: S3 with a URL presigned for GET (403), servers
@@ -173,7 +188,7 @@ absl::Status HttpLister::List(const DataUri& input, absl::string_view field,
   if (answer.status == 403 || answer.status == 405 || answer.status == 501) {
     refused_head = absl::StrCat(" (HEAD answered ", answer.status, ")");
     probe = Probe::kFirstByte;
-    answer = Ask(options_, input, field, probe);
+    answer = Ask(options_, input, field, stop, probe);
     if (!answer.error.ok()) {
       return absl::Status(answer.error.code(), absl::StrCat(answer.error.message(), refused_head));
     }

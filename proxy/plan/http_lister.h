@@ -33,7 +33,8 @@ class HttpLister final : public Lister {
  public:
   explicit HttpLister(HttpListerOptions options = {});
 
-  absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override;
+  absl::Status List(const DataUri& input, absl::string_view field, const std::stop_token& stop,
+                    ObjectList& out) const override;
 
  private:
   HttpListerOptions options_;

@@ -4,6 +4,8 @@
 // HttpLister (http://, https://).
 #pragma once
 
+#include <stop_token>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "proxy/plan/data_uri.h"
@@ -19,10 +21,11 @@ class Lister {
 
   /// Appends the objects `input` names to `out`, sorted by URI. `field` names the input in
   /// errors ("inputs[2]"). NOT_FOUND when the input names no object (a missing path, an empty
-  /// directory, a glob that matches nothing). On error `out` may hold part of the listing; the
-  /// caller discards it.
+  /// directory, a glob that matches nothing). CANCELLED once `stop` is requested: a directory
+  /// walk or glob checks it before each entry, an HTTP probe at least once a second. On error
+  /// `out` may hold part of the listing; the caller discards it.
   virtual absl::Status List(const DataUri& input, absl::string_view field,
-                            ObjectList& out) const = 0;
+                            const std::stop_token& stop, ObjectList& out) const = 0;
 };
 
 }  // namespace eofaas::proxy

@@ -62,7 +62,7 @@ std::vector<HttpListing> ListHttpInputs(const std::vector<DataUri>& uris, const 
   auto work = [&] {
     for (size_t k = next++; k < inputs.size() && !failed && !stop.stop_requested(); k = next++) {
       HttpListing& listing = listings[inputs[k]];
-      listing.status = lister->List(uris[inputs[k]], Field(inputs[k]), listing.objects);
+      listing.status = lister->List(uris[inputs[k]], Field(inputs[k]), stop, listing.objects);
       listing.objects.ShrinkToFit();  // one object: the list keeps no empty block
       if (!listing.status.ok()) failed = true;
     }
@@ -154,7 +154,8 @@ absl::StatusOr<std::unique_ptr<Planner>> Planner::Create(const std::vector<std::
       AppendAll(http[i].objects, objects);
       continue;
     }
-    absl::Status status = ListerFor(uris[i].scheme, listers)->List(uris[i], Field(i), objects);
+    absl::Status status =
+        ListerFor(uris[i].scheme, listers)->List(uris[i], Field(i), stop, objects);
     if (!status.ok()) return status;
   }
   objects.ShrinkToFit();

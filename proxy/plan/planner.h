@@ -52,7 +52,8 @@ class Planner {
   /// once (each waits on the network), so the lister must be thread-safe; when one fails, the
   /// error is the first failed http(s) input's and no file:// input is walked. Then the other
   /// inputs are listed in order. Blocks on the file system and network; once `stop` is
-  /// requested no further input is listed, and the answer is CANCELLED.
+  /// requested no further input is listed, the listings in progress end (see Lister::List), and
+  /// the answer is CANCELLED.
   static absl::StatusOr<std::unique_ptr<Planner>> Create(
       const std::vector<std::string>& inputs, const eofaas::v1::Partitioning& partitioning,
       const Listers& listers, const std::stop_token& stop = {});

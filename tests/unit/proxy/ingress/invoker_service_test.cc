@@ -571,7 +571,8 @@ TEST_F(InvokerServiceTest, MapMessagesStayWithinTheirBounds) {
 // An http(s) lister that takes 200 ms per input and counts its calls.
 class SlowHttpLister final : public Lister {
  public:
-  absl::Status List(const DataUri& input, absl::string_view, ObjectList& out) const override {
+  absl::Status List(const DataUri& input, absl::string_view, const std::stop_token&,
+                    ObjectList& out) const override {
     ++calls_;
     absl::SleepFor(absl::Milliseconds(200));
     out.Append(ListedObject{input.text, 10, "", true});

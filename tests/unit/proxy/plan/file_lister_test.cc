@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -39,10 +40,11 @@ class FileListerTest : public ::testing::Test {
     lister_.emplace(*std::move(roots));
   }
 
-  absl::Status List(const std::string& uri_text, ObjectList& out) {
+  absl::Status List(const std::string& uri_text, ObjectList& out,
+                    const std::stop_token& stop = {}) {
     absl::StatusOr<DataUri> uri = ParseDataUri(uri_text, "inputs[1]");
     if (!uri.ok()) return uri.status();
-    return lister_->List(*uri, "inputs[1]", out);
+    return lister_->List(*uri, "inputs[1]", stop, out);
   }
 
   // The URIs an input lists, relative to the root's URI.
@@ -237,6 +239,25 @@ TEST_F(FileListerTest, ListingAppendsAndSortsOnlyItsOwnObjects) {
   EXPECT_EQ(out[0].uri(), Uri("b.txt"));
   EXPECT_EQ(out[1].uri(), Uri("a.txt"));
   EXPECT_EQ(out[2].uri(), Uri("b.txt"));
+}
+
+// The walk checks the stop before each entry: once requested, a directory or glob (whose base the
+// lister already resolved) ends CANCELLED without listing further files.
+TEST_F(FileListerTest, RequestedStopEndsTheWalk) {
+  for (int i = 0; i < 100; ++i) temp_.Write("root/d/" + std::to_string(i) + ".txt", "x");
+  std::stop_source stop;
+  stop.request_stop();
+  for (const std::string& input : {Uri("d"), Uri("d") + "/*.txt"}) {
+    ObjectList out;
+    absl::Status status = List(input, out, stop.get_token());
+    EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << input << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[1]: ")) << input;
+    EXPECT_EQ(out.size(), 0u) << input;
+  }
+  // A single file needs no walk; a stop that was never requested changes nothing.
+  ObjectList out;
+  EXPECT_TRUE(List(Uri("d/1.txt"), out, stop.get_token()).ok());
+  EXPECT_EQ(Names(Uri("d")).size(), 100u);
 }
 
 TEST_F(FileListerTest, RejectsOtherSchemes) {

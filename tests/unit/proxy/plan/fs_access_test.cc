@@ -139,7 +139,7 @@ class FsAccessTest : public ::testing::Test {
     absl::StatusOr<DataUri> uri = ParseDataUri(uri_text, "inputs[0]");
     if (!uri.ok()) return uri.status();
     ObjectList out;
-    return lister_->List(*uri, "inputs[0]", out);
+    return lister_->List(*uri, "inputs[0]", {}, out);
   }
 
   void ExpectAllInsideTheRoot() {

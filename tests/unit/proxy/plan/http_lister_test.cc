@@ -17,6 +17,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "common/subprocess.h"
 #include "proxy/plan/planner.h"
+#include "tests/support/eventually.h"
 #include "tests/support/nginx.h"
 #include "tests/support/temp_dir.h"
 
@@ -153,10 +155,11 @@ class HttpListerTest : public ::testing::Test {
     temp_.Write("www/dir/inner.txt", "inner");
   }
 
-  absl::Status List(const HttpLister& lister, const std::string& uri_text, ObjectList& out) {
+  absl::Status List(const HttpLister& lister, const std::string& uri_text, ObjectList& out,
+                    const std::stop_token& stop = {}) {
     absl::StatusOr<DataUri> uri = ParseDataUri(uri_text, "inputs[0]");
     if (!uri.ok()) return uri.status();
-    return lister.List(*uri, "inputs[0]", out);
+    return lister.List(*uri, "inputs[0]", stop, out);
   }
 
   tests::TempDir temp_;
@@ -285,6 +288,34 @@ TEST_F(HttpListerTest, SilentServerTimesOut) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
 }
 
+// A probe waiting on a server that never answers ends once its stop is requested, long before its
+// timeout: CANCELLED, where the timeout would be DEADLINE_EXCEEDED.
+TEST_F(HttpListerTest, RequestedStopEndsAWaitingProbe) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);  // listens, never accepts
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  HttpLister patient({.timeout = absl::Seconds(60)});
+  std::stop_source stop;
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    stop.request_stop();
+  });
+  ObjectList out;
+  absl::Status status =
+      List(patient, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out,
+           stop.get_token());
+  stopper.join();
+  close(fd);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: "));
+  EXPECT_EQ(out.size(), 0u);
+}
+
 TEST_F(HttpListerTest, HttpsServerIsTrustedThroughTheCaFile) {
   auto nginx = tests::Nginx::Start(temp_ / "www", temp_ / "nginx");
   ASSERT_TRUE(nginx.ok()) << nginx.status();
@@ -296,6 +327,8 @@ TEST_F(HttpListerTest, HttpsServerIsTrustedThroughTheCaFile) {
   EXPECT_EQ(out[0].size, 1000);
   EXPECT_TRUE(out[0].ranges_supported);
   EXPECT_NE(out[0].etag, "");
+  // nginx logs a request once it is done with it, which may be just after the answer came.
+  EXPECT_TRUE(tests::Eventually([&] { return !(*nginx)->AccessLog().empty(); }));
   EXPECT_THAT((*nginx)->AccessLog(), ::testing::StartsWith("HEAD /data.csv "));
 }
 

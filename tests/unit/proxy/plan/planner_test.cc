@@ -46,7 +46,8 @@ class FakeLister final : public Lister {
     objects_[input].push_back(std::move(object));
   }
 
-  absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override {
+  absl::Status List(const DataUri& input, absl::string_view field, const std::stop_token&,
+                    ObjectList& out) const override {
     ++calls_;
     auto it = objects_.find(input.text);
     if (it == objects_.end()) return absl::NotFoundError(absl::StrCat(field, ": no such object"));
@@ -68,7 +69,8 @@ class SlowLister final : public Lister {
  public:
   explicit SlowLister(absl::Duration delay) : delay_(delay) {}
 
-  absl::Status List(const DataUri& input, absl::string_view field, ObjectList& out) const override {
+  absl::Status List(const DataUri& input, absl::string_view field, const std::stop_token&,
+                    ObjectList& out) const override {
     ++calls_;
     const int now = ++running_;
     for (int seen = most_; now > seen && !most_.compare_exchange_weak(seen, now);) {
