@@ -26,13 +26,31 @@ using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 constexpr int kOpenDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
+// Levels of directories a walk descends below its input at most (a glob: components after its
+// first wildcard). Each level holds an open directory and a frame of the walk's recursion, so
+// this bounds both; real data sets nest far less deeply.
+constexpr int kMaxDepth = 64;
+
 std::string Join(absl::string_view dir, absl::string_view name) {
   return dir == "/" ? absl::StrCat("/", name) : absl::StrCat(dir, "/", name);
 }
 
+// "<mtime in ns>-<size>", in hex with a sign as the templates print them (Python's `x` format,
+// JavaScript's BigInt toString(16)): an mtime before 1970 is negative, one after 2262 does not
+// fit in 64 bits.
 std::string FileEtag(const struct stat& st) {
-  int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
-  return absl::StrCat(absl::Hex(mtime_ns), "-", absl::Hex(st.st_size));
+  const __int128 mtime_ns = __int128{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  unsigned __int128 magnitude = mtime_ns < 0 ? -static_cast<unsigned __int128>(mtime_ns)
+                                             : static_cast<unsigned __int128>(mtime_ns);
+  char digits[40];
+  char* first = digits + sizeof(digits);
+  do {
+    *--first = "0123456789abcdef"[static_cast<int>(magnitude & 0xf)];
+    magnitude >>= 4;
+  } while (magnitude != 0);
+  if (mtime_ns < 0) *--first = '-';
+  return absl::StrCat(absl::string_view(first, digits + sizeof(digits) - first), "-",
+                      absl::Hex(st.st_size));
 }
 
 // True when a component of an fnmatch pattern holds an unescaped wildcard.
@@ -60,9 +78,9 @@ class Walk {
     out_.Append(*prefix, EncodePath(name), st.st_size, FileEtag(st), true);
   }
 
-  // Every file below the directory `path` (canonical, inside a root), which `fd` is open on;
-  // takes `fd`.
-  absl::Status Directory(int fd, const std::string& path) {
+  // Every file below the directory `path` (canonical, inside a root, `depth` levels below the
+  // input), which `fd` is open on; takes `fd`.
+  absl::Status Directory(int fd, const std::string& path, int depth = 0) {
     DirPtr dir(fdopendir(fd));
     if (dir == nullptr) {
       close(fd);
@@ -75,20 +93,21 @@ class Walk {
                           if (S_ISREG(st.st_mode)) {
                             AddFile(path, name, st, prefix);
                           } else if (S_ISDIR(st.st_mode) && link_target == nullptr) {
+                            if (depth == kMaxDepth) return TooDeep(Join(path, name));
                             int child = openat(dirfd(dir.get()), name, kOpenDirFlags);
                             if (child < 0)
                               return errno == ENOENT ? absl::OkStatus() : Error(Join(path, name));
-                            return Directory(child, Join(path, name));
+                            return Directory(child, Join(path, name), depth + 1);
                           }
                           return absl::OkStatus();
                         });
   }
 
-  // The files matching `pattern[index..]` below the directory `path` (canonical, inside a root).
-  absl::Status Glob(const std::string& path, const std::vector<std::string>& pattern,
+  // The files matching `pattern[index..]` below the directory `path` (canonical, inside a root),
+  // which `fd` is open on; takes `fd`. A subdirectory is opened through its parent's descriptor
+  // with O_NOFOLLOW, as Directory does; a symlink to one, by the target DataRoots resolved.
+  absl::Status Glob(int fd, const std::string& path, const std::vector<std::string>& pattern,
                     size_t index) {
-    int fd = open(path.c_str(), kOpenDirFlags);
-    if (fd < 0) return Error(path);
     DirPtr dir(fdopendir(fd));
     if (dir == nullptr) {
       close(fd);
@@ -103,7 +122,11 @@ class Walk {
           if (last && S_ISREG(st.st_mode)) {
             AddFile(path, name, st, prefix);
           } else if (!last && S_ISDIR(st.st_mode)) {
-            return Glob(link_target ? *link_target : Join(path, name), pattern, index + 1);
+            const std::string child_path = link_target ? *link_target : Join(path, name);
+            int child = link_target ? open(link_target->c_str(), kOpenDirFlags)
+                                    : openat(dirfd(dir.get()), name, kOpenDirFlags);
+            if (child < 0) return errno == ENOENT ? absl::OkStatus() : Error(child_path);
+            return Glob(child, child_path, pattern, index + 1);
           }
           return absl::OkStatus();
         },
@@ -146,6 +169,12 @@ class Walk {
     }
   }
 
+  absl::Status TooDeep(const std::string& path) const {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field_, ": \"", path, "\" is more than ", kMaxDepth,
+                     " directories below the input; name a directory nearer to it as an input"));
+  }
+
   absl::Status Error(const std::string& path) const {
     return absl::ErrnoToStatus(errno, absl::StrCat(field_, ": \"", path, "\""));
   }
@@ -170,6 +199,19 @@ absl::Status FileLister::List(const DataUri& input, absl::string_view field,
     std::vector<std::string> pattern = absl::StrSplit(input.pattern, '/', absl::SkipEmpty());
     size_t first = 0;
     while (!HasWildcard(pattern[first])) ++first;
+    // Matched against directory entries, "." and ".." would never match; they would only hide
+    // where the glob leads.
+    for (size_t i = first + 1; i < pattern.size(); ++i) {
+      if (pattern[i] == "." || pattern[i] == "..") {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": a glob may not hold \"",
+                                                       pattern[i], "\" after its first wildcard"));
+      }
+    }
+    if (pattern.size() - first > kMaxDepth + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": a glob may have at most ",
+                                                     kMaxDepth + 1,
+                                                     " components from its first wildcard on"));
+    }
     std::string base = "/";
     for (size_t i = 0; i < first; ++i) base = Join(base, path[i]);
     absl::StatusOr<ResolvedPath> dir = roots_.Resolve(base, field);
@@ -177,7 +219,11 @@ absl::Status FileLister::List(const DataUri& input, absl::string_view field,
     if (!S_ISDIR(dir->stat.st_mode)) {
       return absl::NotFoundError(absl::StrCat(field, ": \"", base, "\" is not a directory"));
     }
-    if (absl::Status status = walk.Glob(dir->path, pattern, first); !status.ok()) return status;
+    int fd = open(dir->path.c_str(), kOpenDirFlags);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", dir->path, "\""));
+    if (absl::Status status = walk.Glob(fd, dir->path, pattern, first); !status.ok()) {
+      return status;
+    }
     if (out.size() == begin) {
       return absl::NotFoundError(absl::StrCat(field, ": \"", input.text, "\" matches no files"));
     }

@@ -12,15 +12,18 @@ namespace eofaas::proxy {
 /// - a directory: every file below it, hidden ones included. Subdirectories are walked through
 ///   descriptors opened with O_NOFOLLOW; a symlink to a file is listed under its own name, a
 ///   symlink to a directory is not followed (no cycles, no duplicates), a dangling symlink and
-///   anything that is not a regular file are skipped;
+///   anything that is not a regular file are skipped. A directory more than 64 levels below the
+///   input fails the listing with FAILED_PRECONDITION;
 /// - a glob (`*`, `?`, `[...]` in any component, matched per component by fnmatch(3) as glob(3)
 ///   does: a leading '.' must be matched explicitly): the matching files. The components before
 ///   the first wildcard must name a directory inside a root; symlinks are followed while they
-///   stay inside the roots.
+///   stay inside the roots. INVALID_ARGUMENT for "." or ".." after the first wildcard (entries
+///   never match them) and for more than 65 components from it on.
 /// Every symlink met is resolved by DataRoots before its target is touched: one that leads
 /// outside every root fails the listing with PERMISSION_DENIED naming the field (it is never
 /// silently skipped). URIs name canonical directories; objects are sorted by URI. Etags are
-/// "<mtime in ns>-<size>" in hex; ranges are always supported.
+/// "<mtime in ns>-<size>" in hex, the mtime signed ("-" before 1970); ranges are always
+/// supported.
 /// Holds no state of its own between calls; thread-safe.
 class FileLister final : public Lister {
  public:

@@ -351,13 +351,21 @@ final class FileSource implements Source
      */
     private static function isVersion(mixed $file, string $etag): bool
     {
-        if (!preg_match('/^([0-9a-f]{1,16})-([0-9a-f]{1,16})$/D', $etag, $match)) {
+        // The mtime is signed: "-" before 1970.
+        if (!preg_match('/^(-?)([0-9a-f]{1,16})-([0-9a-f]{1,16})$/D', $etag, $match)) {
             return false;
         }
-        [$mtimeNs, $size] = [hexdec($match[1]), hexdec($match[2])]; // floats beyond PHP_INT_MAX
+        [$mtimeNs, $size] = [hexdec($match[2]), hexdec($match[3])]; // floats beyond PHP_INT_MAX
+        if (!is_int($mtimeNs) || !is_int($size)) {
+            return false;
+        }
+        // fstat's seconds are the mtime rounded down, also before 1970.
+        $seconds = intdiv($mtimeNs, 1_000_000_000);
+        if ($match[1] === '-') {
+            $seconds = -$seconds - ($mtimeNs % 1_000_000_000 === 0 ? 0 : 1);
+        }
         $status = fstat($file);
-        return $status !== false && is_int($mtimeNs) && is_int($size)
-            && intdiv($mtimeNs, 1_000_000_000) === $status['mtime'] && $size === $status['size'];
+        return $status !== false && $seconds === $status['mtime'] && $size === $status['size'];
     }
 
     public function read(int $size): string

@@ -270,6 +270,18 @@ describe('file reader', () => {
     assert.equal(unchecked.toString(), '234');
   });
 
+  test('the etag of a file older than 1970 is signed', async () => {
+    const uri = write('old', NUMBERS);
+    execFileSync('/usr/bin/touch', ['-d', '@-315619199.99999975', path.join(dir, 'old')]);
+    const etag = `-${(315619199999999750n).toString(16)}-a`; // the planner's form
+    const chunk = await readAll(new Cursor({ uri, offset: 2, length: 3, etag }));
+    assert.equal(chunk.toString(), '234');
+    await assert.rejects(
+      readAll(new Cursor({ uri, offset: 2, length: 3, etag: etag.slice(1) })),
+      (error) => error instanceof ObjectChangedError,
+    );
+  });
+
   test('a missing file rejects on read, not before', async () => {
     const data = new Data(new Cursor({ uri: 'file:///nonexistent/eofaas/file.txt' }));
     await assert.rejects(data.read(), { code: 'ENOENT' });

@@ -251,6 +251,21 @@ final class FileReaderTest extends LinesTestCase
         self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE'))); // no etag: not checked
     }
 
+    public function testEtagOfAFileOlderThan1970(): void
+    {
+        $uri = $this->write('old', NUMBERS);
+        touch("{$this->dir}/old", -315619200); // 1960-01-01
+        // The planner's form for -315619200 s and 250 ns, which fstat rounds down to the second.
+        $etag = '-' . dechex(315619199999999750) . '-a';
+        self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE', etag: $etag)));
+        $etag = '-' . dechex(315619201000000000) . '-a'; // a second earlier
+        $read = fn () => readAll(new Cursor($uri, 2, 3, 'NONE', etag: $etag));
+        self::assertThrows(ObjectChangedError::class, $read);
+        $etag = dechex(315619200000000000) . '-a'; // the same time after 1970
+        $read = fn () => readAll(new Cursor($uri, 2, 3, 'NONE', etag: $etag));
+        self::assertThrows(ObjectChangedError::class, $read);
+    }
+
     public function testMissingFileThrowsOnRead(): void
     {
         $data = new Data(new Cursor('file:///nonexistent/eofaas/file.txt'));

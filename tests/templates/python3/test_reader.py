@@ -170,6 +170,15 @@ class FileReaderTest(unittest.TestCase):
                 self.assertIn(etag, str(caught.exception))
         self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE")), b"234")  # no etag: not checked
 
+    def test_etag_of_a_file_older_than_1970_is_signed(self):
+        uri = self.write("old", NUMBERS)
+        path = os.path.join(self.dir.name, "old")
+        os.utime(path, ns=(-315619199999999750, -315619199999999750))  # 1960-01-01
+        etag = f"-{315619199999999750:x}-a"  # the planner's form
+        self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE", etag=etag)), b"234")
+        with self.assertRaises(eofaas_reader.ObjectChangedError):
+            read_all(Cursor(uri, 2, 3, "NONE", etag=f"{315619199999999750:x}-a"))
+
     def test_missing_file_raises_on_read(self):
         data = Data(Cursor("file:///nonexistent/eofaas/file.txt"))
         with self.assertRaises(FileNotFoundError):

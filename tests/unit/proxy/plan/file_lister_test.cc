@@ -2,6 +2,7 @@
 // to leave the data roots.
 #include "proxy/plan/file_lister.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "proxy/plan/data_uri.h"
 #include "tests/support/temp_dir.h"
 
@@ -97,6 +99,18 @@ TEST_F(FileListerTest, EtagChangesWithTheFile) {
   ObjectList after;
   ASSERT_TRUE(List(Uri("a.txt"), after).ok());
   EXPECT_NE(before[0].etag, after[0].etag);
+}
+
+// The planner's etag must be what the templates compute from the file (Python's `x` format of
+// st_mtime_ns, a BigInt's toString(16)): signed before 1970.
+TEST_F(FileListerTest, EtagOfAFileOlderThan1970IsSigned) {
+  temp_.Write("root/old.txt", "12345");
+  const struct timespec times[2] = {{-315619200, 250}, {-315619200, 250}};  // 1960-01-01
+  ASSERT_EQ(utimensat(AT_FDCWD, (root_ + "/old.txt").c_str(), times, 0), 0);
+  ObjectList out;
+  ASSERT_TRUE(List(Uri("old.txt"), out).ok());
+  // -315619200 s + 250 ns = -315619199999999750 ns
+  EXPECT_EQ(out[0].etag, absl::StrCat("-", absl::Hex(int64_t{315619199999999750}), "-5"));
 }
 
 TEST_F(FileListerTest, DirectoryIsWalkedRecursivelyAndSortedByUri) {
@@ -227,6 +241,35 @@ TEST_F(FileListerTest, GlobWhoseDirectoryIsOutsideIsDenied) {
   ExpectError(FileUri(root_) + "/../outside/*.txt", absl::StatusCode::kPermissionDenied, "outside");
   ExpectError(FileUri(base_) + "/*/secret.txt", absl::StatusCode::kPermissionDenied, "outside");
   ExpectError("file:///*", absl::StatusCode::kPermissionDenied, "outside");
+}
+
+TEST_F(FileListerTest, GlobWithDotsAfterItsWildcardIsInvalid) {
+  temp_.Write("root/d1/f.txt", "f");
+  ExpectError(FileUri(root_) + "/d*/../d1/f.txt", absl::StatusCode::kInvalidArgument,
+              "\"..\" after");
+  ExpectError(FileUri(root_) + "/d*/./f.txt", absl::StatusCode::kInvalidArgument, "\".\" after");
+  ExpectError(FileUri(root_) + "/*/../../outside/*", absl::StatusCode::kInvalidArgument,
+              "\"..\" after");
+  // Before the wildcard they are resolved with the rest of the directory's path.
+  EXPECT_THAT(Names(FileUri(root_) + "/d1/../d1/*.txt"), ElementsAre("d1/f.txt"));
+}
+
+// A walk descends 64 levels below its input at most: each level holds a descriptor and a frame
+// of the walk, so a deeper tree (which would exhaust either) fails the listing instead.
+TEST_F(FileListerTest, TreesDeeperThanTheWalkGoesAreRefused) {
+  std::string deep = "d";
+  for (int level = 1; level <= 64; ++level) deep += "/d";
+  temp_.Write("root/" + deep + "/bottom.txt", "x");  // 64 levels below root/d
+  EXPECT_THAT(Names(Uri("d")), ElementsAre(deep + "/bottom.txt"));
+  temp_.Write("root/" + deep + "/d/deeper.txt", "x");
+  ExpectError(Uri("d"), absl::StatusCode::kFailedPrecondition, "more than 64 directories below");
+  // A directory nearer to the files lists them.
+  EXPECT_EQ(Names(Uri("d/d")).size(), 2u);
+
+  std::string pattern = "*";
+  for (int component = 1; component <= 65; ++component) pattern += "/d";
+  ExpectError(FileUri(root_) + "/" + pattern, absl::StatusCode::kInvalidArgument,
+              "at most 65 components");
 }
 
 TEST_F(FileListerTest, ListingAppendsAndSortsOnlyItsOwnObjects) {
