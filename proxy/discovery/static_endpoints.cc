@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
@@ -10,8 +12,29 @@
 namespace eofaas::proxy {
 namespace {
 
+// Beyond what any replica serves at once; the control plane allows 1000.
+constexpr int kMaxConcurrency = 10000;
+
 [[noreturn]] void Reject(const YAML::Node& node, const std::string& message) {
   throw YAML::Exception(node.Mark(), message);
+}
+
+// "host:port" or "[ipv6]:port", the port 1-65535.
+bool IsHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const std::string host = address.substr(0, colon);
+  if (host.front() == '[' ? host.back() != ']' || host.size() < 3
+                          : host.find_first_of("[]:") != std::string::npos) {
+    return false;
+  }
+  const std::string port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  const int number = std::stoi(port);
+  return number >= 1 && number <= 65535;
 }
 
 ReplicaInfo ParseReplica(const YAML::Node& node) {
@@ -27,10 +50,13 @@ ReplicaInfo ParseReplica(const YAML::Node& node) {
       Reject(entry.first, absl::StrCat("unknown key \"", key, "\" (known: address, concurrency)"));
     }
   }
-  if (replica.address.find(':') == std::string::npos) {
-    Reject(node, "address: host:port required");
+  if (!IsHostPort(replica.address)) {
+    Reject(node, absl::StrCat("address: \"", replica.address,
+                              "\" is not host:port (a port from 1 to 65535)"));
   }
-  if (replica.concurrency < 1) Reject(node, "concurrency: must be at least 1");
+  if (replica.concurrency < 1 || replica.concurrency > kMaxConcurrency) {
+    Reject(node, absl::StrCat("concurrency: must be between 1 and ", kMaxConcurrency));
+  }
   return replica;
 }
 
@@ -45,19 +71,34 @@ absl::StatusOr<std::map<std::string, std::vector<ReplicaInfo>>> LoadStaticEndpoi
   std::map<std::string, std::vector<ReplicaInfo>> functions;
   try {
     YAML::Node root = YAML::LoadFile(path);
+    if (!root.IsMap()) Reject(root, "the file is a map with one key, functions");
     for (const auto& entry : root) {
       if (entry.first.as<std::string>() != "functions") {
         Reject(entry.first, absl::StrCat("unknown key \"", entry.first.as<std::string>(),
                                          "\" (known: functions)"));
       }
     }
-    for (const auto& function : root["functions"]) {
+    const YAML::Node listed = root["functions"];
+    if (!listed.IsMap()) Reject(listed, "functions: a map of function names to replica lists");
+    for (const auto& function : listed) {
       const auto name = function.first.as<std::string>();
       if (auto valid = common::ValidateFunctionName(name, "function name"); !valid.ok()) {
         Reject(function.first, std::string(valid.message()));
       }
+      if (functions.contains(name)) Reject(function.first, "function " + name + " listed twice");
+      if (!function.second.IsSequence()) {
+        Reject(function.second, name + ": a list of replicas ([] for none)");
+      }
       auto& replicas = functions[name];
-      for (const auto& replica : function.second) replicas.push_back(ParseReplica(replica));
+      for (const auto& node : function.second) {
+        ReplicaInfo replica = ParseReplica(node);
+        for (const ReplicaInfo& other : replicas) {
+          if (other.address == replica.address) {
+            Reject(node, absl::StrCat(name, ": replica ", replica.address, " listed twice"));
+          }
+        }
+        replicas.push_back(std::move(replica));
+      }
     }
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("endpoints: ", path, ": ", e.what()));

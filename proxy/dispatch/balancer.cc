@@ -1,6 +1,7 @@
 #include "proxy/dispatch/balancer.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
@@ -115,11 +116,11 @@ bool Balancer::Release(Replica& replica, Result result) {
 
 int Balancer::Capacity() const {
   std::optional<common::Clock::TimePoint> now;
-  int capacity = 0;
+  int64_t capacity = 0;
   for (const auto& replica : replicas_) {
     if (!Ejected(*replica, now)) capacity += replica->info.concurrency;
   }
-  return capacity;
+  return static_cast<int>(std::min<int64_t>(capacity, std::numeric_limits<int>::max()));
 }
 
 uint64_t Balancer::Random() {

@@ -91,7 +91,7 @@ class Balancer {
   const std::vector<ReplicaPtr>& replicas() const { return replicas_; }
   /// Slots taken and not released, removed replicas included.
   int in_flight() const { return in_flight_; }
-  /// Total concurrency of the replicas not ejected now.
+  /// Total concurrency of the replicas not ejected now, at most INT_MAX.
   int Capacity() const;
 
  private:

@@ -15,16 +15,20 @@ TEST(StaticEndpointsTest, ReadsFunctionsAndReplicas) {
     - address: 127.0.0.1:9001
       concurrency: 64
     - address: 127.0.0.1:9002
+    - address: "[::1]:9003"
+      concurrency: 10000
   empty: []
 )");
   auto endpoints = LoadStaticEndpoints(path);
   ASSERT_TRUE(endpoints.ok()) << endpoints.status();
   ASSERT_EQ(endpoints->size(), 2u);
   const auto& echo = endpoints->at("echo");
-  ASSERT_EQ(echo.size(), 2u);
+  ASSERT_EQ(echo.size(), 3u);
   EXPECT_EQ(echo[0].address, "127.0.0.1:9001");
   EXPECT_EQ(echo[0].concurrency, 64);
   EXPECT_EQ(echo[1].concurrency, 1);
+  EXPECT_EQ(echo[2].address, "[::1]:9003");
+  EXPECT_EQ(echo[2].concurrency, 10000);
   EXPECT_TRUE(endpoints->at("empty").empty());
 }
 
@@ -40,6 +44,17 @@ TEST(StaticEndpointsTest, RejectsAnythingElseNamingTheProblem) {
            {"functions:\n  echo:\n    - address: a:1\n      concurrency: 0\n", "concurrency"},
            {"functions:\n  Bad_Name: []\n", "RFC 1123"},
            {"functions: [\n", "endpoints.yaml"},
+           {"- functions\n", "a map with one key"},
+           {"functions: 5\n", "a map of function names"},
+           {"functions:\n  echo: foo\n", "echo: a list of replicas"},
+           {"functions:\n  echo:\n    - address: 127.0.0.1:99999\n", "port from 1 to 65535"},
+           {"functions:\n  echo:\n    - address: \":\"\n", "host:port"},
+           {"functions:\n  echo:\n    - address: \"[::1:80\"\n", "host:port"},
+           {"functions:\n  echo:\n    - address: a:1\n      concurrency: 2147483647\n",
+            "between 1 and 10000"},
+           {"functions:\n  echo: []\n  echo: []\n", "function echo listed twice"},
+           {"functions:\n  echo:\n    - address: a:1\n    - address: a:1\n",
+            "replica a:1 listed twice"},
        }) {
     std::string path = dir.Write("endpoints.yaml", c.yaml);
     auto endpoints = LoadStaticEndpoints(path);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -95,6 +96,16 @@ TEST_F(BalancerTest, AvoidedReplicaIsTakenOnlyWhenNoOtherIsUp) {
   EXPECT_EQ(balancer_.Pick({a}).error, PickError::kAtCapacity);
   // Both tried: either will do.
   EXPECT_EQ(Pick({a, b}), a);
+}
+
+// A Map without max_in_flight takes the capacity as its window: a sum that overflowed would turn
+// negative and shrink the window to one item.
+TEST_F(BalancerTest, CapacityStopsAtTheLargestInt) {
+  const int most = std::numeric_limits<int>::max();
+  balancer_.Update({{"a:1", most, 1}, {"b:1", most, 1}});
+  EXPECT_EQ(balancer_.Capacity(), most);
+  balancer_.Update({{"a:1", 3, 1}, {"b:1", 4, 1}});
+  EXPECT_EQ(balancer_.Capacity(), 7);
 }
 
 TEST_F(BalancerTest, EjectsAfterConsecutiveFailuresForAGrowingInterval) {
