@@ -71,6 +71,7 @@ absl::StatusOr<std::map<std::string, std::vector<ReplicaInfo>>> LoadStaticEndpoi
   std::map<std::string, std::vector<ReplicaInfo>> functions;
   try {
     YAML::Node root = YAML::LoadFile(path);
+    if (root.IsNull()) return functions;  // an empty file
     if (!root.IsMap()) Reject(root, "the file is a map with one key, functions");
     for (const auto& entry : root) {
       if (entry.first.as<std::string>() != "functions") {
@@ -79,14 +80,16 @@ absl::StatusOr<std::map<std::string, std::vector<ReplicaInfo>>> LoadStaticEndpoi
       }
     }
     const YAML::Node listed = root["functions"];
-    if (!listed.IsMap()) Reject(listed, "functions: a map of function names to replica lists");
+    if (!listed.IsMap() && !listed.IsNull()) {
+      Reject(listed, "functions: a map of function names to replica lists");
+    }
     for (const auto& function : listed) {
       const auto name = function.first.as<std::string>();
       if (auto valid = common::ValidateFunctionName(name, "function name"); !valid.ok()) {
         Reject(function.first, std::string(valid.message()));
       }
       if (functions.contains(name)) Reject(function.first, "function " + name + " listed twice");
-      if (!function.second.IsSequence()) {
+      if (!function.second.IsSequence() && !function.second.IsNull()) {
         Reject(function.second, name + ": a list of replicas ([] for none)");
       }
       auto& replicas = functions[name];

@@ -135,10 +135,14 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   // The request is out: reads the response.
   void StartReading();
   // Reads until the parser holds a whole response: what Beast's http::async_read does, without
-  // its layers of composed operations around each read. A TCP socket is read without the reads
-  // that find nothing (drained_read.h).
+  // its layers of composed operations around each read. A TCP socket waits for the response's
+  // first bytes without a read that finds nothing (drained_read.h). The rest of a response is
+  // read at once: there a short read does not prove the socket drained, as the end of the
+  // stream (which ends a response without a length, or cuts one short) may have come with the
+  // bytes, and it raises no readiness event of its own.
   void Read();
-  void OnRead(const boost::system::error_code& read_error, size_t read);
+  // Takes a read's outcome; true when the response needs more bytes.
+  bool Consume(const boost::system::error_code& read_error, size_t read);
   // Ends the round trip with `error` (none: the parser holds the response).
   void Complete(const boost::system::error_code& error);
 
@@ -229,9 +233,16 @@ void HttpClientConnection<Stream>::StartReading() {
 template <typename Stream>
 void HttpClientConnection<Stream>::Read() {
   auto on_read = [self = this->shared_from_this()](boost::system::error_code error, size_t read) {
-    self->OnRead(error, read);
+    if (self->Consume(error, read)) self->Read();
   };
   if constexpr (requires { stream_.native_handle(); }) {
+    // The socket is non-blocking (AsyncReadDrained made it so for the response's first bytes).
+    while (parser_->got_some() || buffer_.size() > 0) {
+      boost::system::error_code error;
+      const size_t read = stream_.read_some(buffer_.prepare(kReadBytes), error);
+      if (error == boost::asio::error::would_block) break;
+      if (!Consume(error, read)) return;
+    }
     AsyncReadDrained(stream_, buffer_.prepare(kReadBytes), std::move(on_read));
   } else {
     stream_.async_read_some(buffer_.prepare(kReadBytes), std::move(on_read));
@@ -239,27 +250,38 @@ void HttpClientConnection<Stream>::Read() {
 }
 
 template <typename Stream>
-void HttpClientConnection<Stream>::OnRead(const boost::system::error_code& read_error,
-                                          size_t read) {
+bool HttpClientConnection<Stream>::Consume(const boost::system::error_code& read_error,
+                                           size_t read) {
   namespace http = boost::beast::http;
   buffer_.commit(read);
   boost::system::error_code error;
   if (read_error == boost::asio::error::eof) {
     // A response without a length ends with the connection; any other is cut short.
-    if (!parser_->got_some()) return Complete(http::error::end_of_stream);
+    if (!parser_->got_some()) {
+      Complete(http::error::end_of_stream);
+      return false;
+    }
     parser_->put_eof(error);
-    return Complete(error);
+    Complete(error);
+    return false;
   }
-  if (read_error) return Complete(read_error);
+  if (read_error) {
+    Complete(read_error);
+    return false;
+  }
   // Parses what the bytes hold; a header split across reads waits for the rest of it.
   while (buffer_.size() > 0 && !parser_->is_done()) {
     const size_t used = parser_->put(buffer_.data(), error);
     buffer_.consume(used);
     if (error == http::error::need_more || (!error && used == 0)) break;
-    if (error) return Complete(error);
+    if (error) {
+      Complete(error);
+      return false;
+    }
   }
-  if (parser_->is_done()) return Complete({});
-  Read();
+  if (!parser_->is_done()) return true;
+  Complete({});
+  return false;
 }
 
 template <typename Stream>

@@ -81,7 +81,9 @@ HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
 // A client that goes away while its call runs (closes or resets the connection, as a client that
 // timed out does) cancels the call at the timer's next wake, as nginx stops a request whose client
 // closed: its replica slot is not held for an answer nobody reads. Nothing is read meanwhile, so
-// a peek tells the end of the stream from the bytes of a next request.
+// a peek tells the end of the stream from the bytes of a next request. The same peek closes a
+// connection whose client left while a request was awaited (its end of stream may raise no
+// readiness event: drained_read.h), rather than at the idle timeout.
 class HttpIngress::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(HttpIngress& ingress, Socket socket)
@@ -255,6 +257,9 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
       const auto now = SteadyClock::now();
       if (now >= self->deadline_) return self->CloseSocket();  // the pending operation ends
       if (self->deadline_ == kCalling && self->ClientGone()) self->group_->Cancel();
+      // A client that closed while its next request was awaited: its end of stream may have
+      // come with the last bytes read, and then it raised no readiness event of its own.
+      if (self->idle_ && self->ClientGone()) return self->CloseSocket();
       self->armed_until_ = std::min(self->deadline_, now + kCheckInterval);
       self->Wait();
     });

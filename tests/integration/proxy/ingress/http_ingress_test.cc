@@ -2,7 +2,10 @@
 // replicas running the linecount example and of fault replicas (tests/fixtures/fault_replica.py),
 // called over keep-alive connections.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <boost/asio/connect.hpp>
@@ -73,6 +76,15 @@ class Connection {
       answer.headers[std::string(field.name_string())] = std::string(field.value());
     }
     return answer;
+  }
+
+  // Writes `bytes` and the end of the stream in one segment (held back by TCP_CORK until the
+  // half-close sends both), so that the server finds them together.
+  void SendRawAndClose(const std::string& bytes) {
+    const int cork = 1;
+    setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
+    SendRaw(bytes);
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send);
   }
 
   // True when the server closed the connection (a read finds its end).
@@ -425,6 +437,24 @@ TEST_F(HttpIngressTest, AClientThatLeavesCancelsItsCall) {
   EXPECT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 0"));
   EXPECT_TRUE(
       AwaitMetric("eofaas_proxy_invocations_total{function=\"slow\",outcome=\"cancelled\"} 1"));
+}
+
+// A client that sends its request and its end of stream together (`printf ... | nc` does) is
+// answered, then the proxy closes the connection within a check of the timer, not at the 75 s
+// idle timeout: a client that reads until the end is not left waiting.
+TEST_F(HttpIngressTest, AClientThatClosesWithItsRequestIsAnsweredThenClosed) {
+  StartProxy({});
+  Connection client(proxy_->http_address());
+  // A first request, so that the connection is past the readiness its opening reports.
+  EXPECT_EQ(client.Send("POST", "/v1/functions/missing:invoke", InvokeBody(kScene)).status, 404);
+  client.SendRawAndClose(
+      absl::StrCat("POST /v1/functions/missing:invoke HTTP/1.1\r\nHost: proxy\r\n"
+                   "Content-Type: application/json\r\nContent-Length: ",
+                   InvokeBody(kScene).size(), "\r\n\r\n", InvokeBody(kScene)));
+  EXPECT_EQ(client.Read().status, 404);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client.ClosedByServer());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {

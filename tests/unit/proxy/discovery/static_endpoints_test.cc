@@ -30,6 +30,13 @@ TEST(StaticEndpointsTest, ReadsFunctionsAndReplicas) {
   EXPECT_EQ(echo[2].address, "[::1]:9003");
   EXPECT_EQ(echo[2].concurrency, 10000);
   EXPECT_TRUE(endpoints->at("empty").empty());
+
+  // Nothing written means nothing listed.
+  for (const char* empty : {"", "functions:\n", "functions:\n  none:\n"}) {
+    endpoints = LoadStaticEndpoints(dir.Write("endpoints.yaml", empty));
+    ASSERT_TRUE(endpoints.ok()) << empty << ": " << endpoints.status();
+    EXPECT_TRUE(endpoints->empty() || endpoints->at("none").empty()) << empty;
+  }
 }
 
 TEST(StaticEndpointsTest, RejectsAnythingElseNamingTheProblem) {

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace eofaas::proxy {
@@ -201,6 +205,55 @@ TEST_F(HttpClientConnectionTest, AbortEndsTheRoundTrip) {
   EXPECT_EQ(result.error, HttpError::kAborted);
   // Once aborted, it stays unusable.
   EXPECT_EQ(RoundTrip().error, HttpError::kAborted);
+}
+
+// Over a real socket, whose reads wait for readiness events: a replica that answers and closes at
+// once sends the last bytes and the end of the stream together, which raises one event only.
+class HttpClientConnectionSocketTest : public ::testing::Test {
+ protected:
+  // The result of one round trip to a replica that reads the request, then writes `answer` and
+  // closes its socket right away.
+  HttpResult AnswerAndClose(const std::string& answer) {
+    asio::ip::tcp::acceptor acceptor(io_, {asio::ip::make_address("127.0.0.1"), 0});
+    std::thread replica([&] {
+      asio::ip::tcp::socket peer = acceptor.accept();
+      std::string request;
+      char bytes[4096];
+      while (!absl::EndsWith(request, R"("attempt":1})")) {
+        request.append(bytes, peer.read_some(asio::buffer(bytes)));
+      }
+      asio::write(peer, asio::buffer(answer));
+      peer.close();
+    });
+    asio::ip::tcp::socket socket(io_);
+    socket.connect(acceptor.local_endpoint());
+    auto connection = std::make_shared<HttpClientConnection<asio::ip::tcp::socket>>(
+        std::move(socket), "replica", options_,
+        std::make_shared<DeadlineSweep>(io_.get_executor()));
+    HttpResult result;
+    connection->RoundTrip("/invoke", R"({"id":"1")", R"(,"attempt":1})",
+                          std::chrono::steady_clock::now() + 5s,
+                          [&](HttpResult r) { result = std::move(r); });
+    io_.run();
+    replica.join();
+    return result;
+  }
+
+  asio::io_context io_;
+  HttpClientOptions options_{.max_response_bytes = 1024, .max_header_bytes = 1024};
+};
+
+TEST_F(HttpClientConnectionSocketTest, AResponseEndedByItsConnectionCompletes) {
+  HttpResult result = AnswerAndClose("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end");
+  EXPECT_EQ(result.error, HttpError::kNone);  // not kTimeout after 5 s
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, "until the end");
+}
+
+TEST_F(HttpClientConnectionSocketTest, AResponseCutShortByItsConnectionFails) {
+  HttpResult result = AnswerAndClose("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  EXPECT_EQ(result.error, HttpError::kClosed);  // not kTimeout after 5 s
+  EXPECT_TRUE(result.response_started);
 }
 
 }  // namespace
