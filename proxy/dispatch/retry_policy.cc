@@ -67,9 +67,10 @@ AttemptOutcome ClassifyAttempt(const HttpResult& result, const std::string& repl
     case HttpError::kAborted:
       return Fail(absl::CancelledError("cancelled"), Result::kNeutral);
     case HttpError::kBodyTooLarge:
-      // The replica works; the result is too large for any of them.
-      return Fail(absl::ResourceExhaustedError(absl::StrCat("the result from replica ", replica,
-                                                            " is larger than the limit")),
+      // The replica works; the result is too large for any of them. Not RESOURCE_EXHAUSTED
+      // (HTTP 429, which clients retry): no retry would fit it.
+      return Fail(absl::InternalError(absl::StrCat("the result from replica ", replica,
+                                                   " is larger than the proxy's limit")),
                   Result::kSuccess);
   }
   const int status = result.status;

@@ -178,6 +178,8 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     keep_alive_ = keep_alive_ && !ingress_.Draining();
     answer_.clear();
     AppendResponseHead(answer, request_.version, keep_alive_, answer_);
+    // The answer to HEAD has the head that of GET would have, and no body (RFC 9110 9.3.2).
+    if (request_.method == "HEAD") answer.body.clear();
     // A small body joins the head: one buffer is one send, which costs the kernel less than a
     // sendmsg of two. A large one is written from where it is rather than copied.
     if (answer.body.size() <= kReadBytes) {

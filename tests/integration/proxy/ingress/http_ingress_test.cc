@@ -87,6 +87,19 @@ class Connection {
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send);
   }
 
+  // Reads the answer to a HEAD request: a head only, whatever its Content-Length says.
+  Answer ReadHead() {
+    http::response_parser<http::empty_body> parser;
+    parser.skip(true);
+    http::read(socket_, buffer_, parser);
+    Answer answer{.status = static_cast<int>(parser.get().result_int()),
+                  .keep_alive = parser.get().keep_alive()};
+    for (const auto& field : parser.get()) {
+      answer.headers[std::string(field.name_string())] = std::string(field.value());
+    }
+    return answer;
+  }
+
   // True when the server closed the connection (a read finds its end).
   bool ClosedByServer() {
     boost::system::error_code error;
@@ -265,6 +278,12 @@ TEST_F(HttpIngressTest, BadRequestsGetTheirStatusAndNameTheField) {
   Answer get = connection.Send("GET", invoke, "", "");
   expect(get, 405, "INVALID_ARGUMENT", "method GET");
   EXPECT_EQ(get.headers["Allow"], "POST");
+  // The answer to HEAD has GET's head and no body: the next answer is read right after it.
+  connection.SendRaw(absl::StrCat("HEAD ", invoke, " HTTP/1.1\r\nHost: proxy\r\n\r\n"));
+  Answer head = connection.ReadHead();
+  EXPECT_EQ(head.status, 405);
+  // GET's body, where the message names HEAD, one letter longer.
+  EXPECT_EQ(head.headers["Content-Length"], std::to_string(get.body.size() + 1));
   // Every answer kept the connection: it still serves.
   EXPECT_EQ(connection.Send("POST", invoke, InvokeBody(kScene)).status, 200);
 

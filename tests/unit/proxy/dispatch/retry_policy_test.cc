@@ -106,7 +106,7 @@ TEST(ClassifyAttemptTest, TransportFailures) {
 
   auto large = ClassifyAttempt(Failed(HttpError::kBodyTooLarge), "r:1");
   EXPECT_EQ(large.kind, Kind::kFail);
-  EXPECT_EQ(large.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(large.status.code(), absl::StatusCode::kInternal);  // HTTP 500, not a 429 to retry
 }
 
 TEST(RetryBudgetTest, RetriesStayAFractionOfRequestsPlusAFloor) {
