@@ -149,6 +149,9 @@ size_t RequestParser::ParseHead(std::string_view data) {
   // The end of the head: the body's framing (RFC 9112 section 6.3).
   if (chunked_ && has_length_) {
     Fail(State::kBad, "Transfer-Encoding: not allowed with Content-Length");
+  } else if (chunked_ && out_->version == 10) {
+    // An HTTP/1.0 hop may not have known the coding: its framing is faulty (section 6.1).
+    Fail(State::kBad, "Transfer-Encoding: not allowed in HTTP/1.0");
   } else if (chunked_) {
     step_ = Step::kChunkSize;
   } else if (remaining_ > max_body_bytes_) {

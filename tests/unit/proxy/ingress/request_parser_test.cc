@@ -127,6 +127,9 @@ TEST(RequestParserTest, RefusesWhatCouldBeReadTwoWaysOrExceedsTheLimits) {
       {post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", State::kBad,
        "not the last"},
       {post + "Transfer-Encoding: ,\r\n\r\n", State::kBad, "Transfer-Encoding: empty"},
+      // RFC 9112 section 6.1: faulty framing, however the body would read.
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", State::kBad,
+       "Transfer-Encoding: not allowed in HTTP/1.0"},
       {chunked + "zz\r\n", State::kBad, "not hexadecimal"},
       {chunked + "3 x\r\nabc\r\n0\r\n\r\n", State::kBad, "extension"},
       {chunked + "3\r\nabcX\r\n", State::kBad, "does not end with CRLF"},
