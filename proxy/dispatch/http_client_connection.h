@@ -269,17 +269,25 @@ bool HttpClientConnection<Stream>::Consume(const boost::system::error_code& read
     Complete(read_error);
     return false;
   }
-  // Parses what the bytes hold; a header split across reads waits for the rest of it.
-  while (buffer_.size() > 0 && !parser_->is_done()) {
-    const size_t used = parser_->put(buffer_.data(), error);
-    buffer_.consume(used);
-    if (error == http::error::need_more || (!error && used == 0)) break;
-    if (error) {
-      Complete(error);
-      return false;
+  // Parses what the bytes hold; a header split across reads waits for the rest of it. An interim
+  // answer (1xx: 100 Continue, 103 Early Hints) is passed over, as the final one follows it
+  // (RFC 9110 section 15.2).
+  for (;;) {
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const size_t used = parser_->put(buffer_.data(), error);
+      buffer_.consume(used);
+      if (error == http::error::need_more || (!error && used == 0)) break;
+      if (error) {
+        Complete(error);
+        return false;
+      }
     }
+    if (!parser_->is_done()) return true;
+    const int status = parser_->status();
+    if (status < 100 || status > 199 || status == 101) break;
+    parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
+    parser_->eager(true);
   }
-  if (!parser_->is_done()) return true;
   Complete({});
   return false;
 }

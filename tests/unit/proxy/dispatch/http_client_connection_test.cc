@@ -102,6 +102,17 @@ TEST_F(HttpClientConnectionTest, KeepAliveCarriesTheNextRequest) {
   EXPECT_EQ(requests, 3u);
 }
 
+TEST_F(HttpClientConnectionTest, InterimAnswersArePassedOver) {
+  connection_->stream().append(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal");
+  HttpResult result = RoundTrip();
+  EXPECT_EQ(result.error, HttpError::kNone);
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, "final");
+  EXPECT_TRUE(connection_->reusable());
+}
+
 TEST_F(HttpClientConnectionTest, FunctionErrorHeader) {
   connection_->stream().append(
       "HTTP/1.1 200 OK\r\nx-eofaas-function-error: handled\r\nContent-Length: 2\r\n\r\n{}");
