@@ -131,6 +131,14 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
           std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size())));
       if (parser_.state() == RequestParser::State::kDone) return OnRequest();
       if (parser_.state() != RequestParser::State::kNeedMore) return ParseFailed();
+      if (request_.expects_continue) {
+        // The client waits for this before its body (RFC 9110 section 10.1.1). A write that
+        // does not go through only delays the body: clients send it after a while anyway.
+        request_.expects_continue = false;
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        boost::system::error_code ignored;
+        socket_.write_some(asio::buffer(kContinue), ignored);
+      }
     }
     AsyncReadDrained(socket_, buffer_.prepare(kReadBytes),
                      [self = shared_from_this()](boost::system::error_code error, size_t n) {

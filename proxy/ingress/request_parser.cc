@@ -86,6 +86,7 @@ void RequestParser::Start(HttpRequest& out) {
   out.body.clear();
   out.version = 11;
   out.keep_alive = true;
+  out.expects_continue = false;
   state_ = State::kNeedMore;
   step_ = Step::kHead;
   error_.clear();
@@ -97,6 +98,7 @@ void RequestParser::Start(HttpRequest& out) {
   seen_content_type_ = false;
   close_ = false;
   keep_alive_ = false;
+  expect_continue_ = false;
 }
 
 size_t RequestParser::Parse(std::string_view data) {
@@ -105,6 +107,9 @@ size_t RequestParser::Parse(std::string_view data) {
   if (step_ == Step::kHead) {
     used = ParseHead(data);
     if (step_ == Step::kHead || state_ != State::kNeedMore) return used;
+    // RFC 9110 section 10.1.1: the client waits for 100 (Continue) unless it is HTTP/1.0 or
+    // sent its body along anyway.
+    out_->expects_continue = expect_continue_ && out_->version == 11 && used == data.size();
   }
   return used + ParseBody(data.substr(used));
 }
@@ -231,6 +236,8 @@ bool RequestParser::ParseField(std::string_view line) {
       keep_alive_ = keep_alive_ || EqualsIgnoreCase(option, "keep-alive");
       return true;
     });
+  } else if (EqualsIgnoreCase(name, "Expect")) {
+    expect_continue_ = expect_continue_ || EqualsIgnoreCase(value, "100-continue");
   } else if (EqualsIgnoreCase(name, "Content-Type") && !seen_content_type_) {
     seen_content_type_ = true;
     out_->content_type.assign(value);

@@ -15,6 +15,9 @@ struct HttpRequest {
   std::string body;          ///< de-chunked
   unsigned version = 11;     ///< 10 or 11
   bool keep_alive = true;    ///< the client keeps the connection after the answer
+  /// Set once the head is parsed when an HTTP/1.1 request says "Expect: 100-continue" and its
+  /// body is still to come: the client waits for 100 (Continue) before sending it.
+  bool expects_continue = false;
 };
 
 /// An HTTP/1.1 request parser (RFC 9112): the request line, the fields that frame the message
@@ -75,6 +78,7 @@ class RequestParser {
   bool seen_content_type_ = false;
   bool close_ = false;
   bool keep_alive_ = false;
+  bool expect_continue_ = false;
 };
 
 }  // namespace eofaas::proxy

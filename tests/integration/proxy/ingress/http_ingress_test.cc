@@ -476,6 +476,23 @@ TEST_F(HttpIngressTest, AClientThatClosesWithItsRequestIsAnsweredThenClosed) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+// RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue" waits for 100 (Continue)
+// before its body (curl for a second, others longer).
+TEST_F(HttpIngressTest, AClientThatExpectsContinueIsToldToGoOn) {
+  StartProxy({});
+  Connection client(proxy_->http_address());
+  const std::string body = InvokeBody(kScene);
+  client.SendRaw(
+      absl::StrCat("POST /v1/functions/missing:invoke HTTP/1.1\r\nHost: proxy\r\n"
+                   "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ",
+                   body.size(), "\r\n\r\n"));
+  std::future<Answer> interim = std::async(std::launch::async, [&] { return client.Read(); });
+  ASSERT_EQ(interim.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(interim.get().status, 100);
+  client.SendRaw(body);
+  EXPECT_EQ(client.Read().status, 404);  // the final answer, once the body came
+}
+
 TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {
   // Slow enough to be still in progress when the proxy is told to stop, and within its grace.
   auto slow = StartFault("slow", {"FAULT_DELAY_MS=3000"});

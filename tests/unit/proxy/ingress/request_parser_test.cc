@@ -154,6 +154,36 @@ TEST(RequestParserTest, RefusesWhatCouldBeReadTwoWaysOrExceedsTheLimits) {
   }
 }
 
+// The connection answers 100 (Continue) when the head of an HTTP/1.1 request expects it and the
+// body is still to come; never for HTTP/1.0, for a body that came with the head, or without
+// the field.
+TEST(RequestParserTest, TellsWhenTheClientWaitsForContinue) {
+  struct Case {
+    std::string head;
+    bool expects_continue;
+  };
+  for (const Case& c : {
+           Case{"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", true},
+           Case{"POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true},
+           Case{"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", false},
+           Case{"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", false},
+           Case{"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", false},
+       }) {
+    RequestParser parser(kMaxHead, kMaxBody);
+    HttpRequest request;
+    ParseInPieces(parser, request, c.head, 1);
+    EXPECT_EQ(request.expects_continue, c.expects_continue) << c.head;
+  }
+  // A request whose body came along is whole: nothing to wait for.
+  RequestParser parser(kMaxHead, kMaxBody);
+  HttpRequest request;
+  ParseInPieces(parser, request,
+                "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", 100);
+  EXPECT_EQ(parser.state(), State::kDone);
+  EXPECT_FALSE(request.expects_continue);
+}
+
 TEST(RequestParserTest, AnUnfinishedRequestNeedsMore) {
   RequestParser parser(kMaxHead, kMaxBody);
   HttpRequest request;
