@@ -272,6 +272,10 @@ absl::StatusOr<ResolvedPath> DataRoots::Resolve(absl::string_view path, absl::st
   if (!have_stat && lstat(result.path.c_str(), &result.stat) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", result.path, "\""));
   }
+  // A trailing slash names a directory, as a trailing "/." does (the walk above checks that).
+  if (path.size() > 1 && path.back() == '/' && !S_ISDIR(result.stat.st_mode)) {
+    return absl::NotFoundError(absl::StrCat(field, ": \"", result.path, "\" is not a directory"));
+  }
   return result;
 }
 

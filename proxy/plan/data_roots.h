@@ -44,7 +44,8 @@ class DataRoots {
   /// A component is only lstat'ed or read as a link once its canonical path lies inside a root;
   /// the roots' ancestors (as given and canonical) are known from Create and never touched.
   /// Errors name `field`: PERMISSION_DENIED when the path, through "..", a symlink or not, leads
-  /// outside every root; NOT_FOUND when a component does not exist or is not a directory;
+  /// outside every root; NOT_FOUND when a component does not exist or is not a directory (the
+  /// last one too when the path ends with a slash);
   /// INVALID_ARGUMENT for a relative path or a symlink loop; other errno codes as they come.
   absl::StatusOr<ResolvedPath> Resolve(absl::string_view path, absl::string_view field) const;
 

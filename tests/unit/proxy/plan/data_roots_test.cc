@@ -151,6 +151,13 @@ TEST_F(DataRootsTest, MissingAndNotADirectoryAreNotFound) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("cursor.uri: "));
   EXPECT_EQ(Resolve(root_ + "/top.txt/x").status().code(), absl::StatusCode::kNotFound);
+  // A trailing slash, like "/.", names a directory: a replica could not open the file so named.
+  for (const std::string suffix : {"/", "/."}) {
+    absl::StatusOr<ResolvedPath> file = Resolve(root_ + "/top.txt" + suffix);
+    EXPECT_EQ(file.status().code(), absl::StatusCode::kNotFound) << suffix;
+    EXPECT_THAT(std::string(file.status().message()), HasSubstr("is not a directory")) << suffix;
+  }
+  EXPECT_TRUE(Resolve(root_ + "/a/").ok());
   fs::create_symlink(root_ + "/nowhere", root_ + "/dangling");
   EXPECT_EQ(Resolve(root_ + "/dangling").status().code(), absl::StatusCode::kNotFound);
 }
