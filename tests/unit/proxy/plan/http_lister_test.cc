@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -270,35 +271,42 @@ TEST_F(HttpListerTest, RefusedConnectionIsUnavailable) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: "));
 }
 
+// A loopback server that listens but never accepts: a connection completes in the backlog, and
+// no answer ever comes.
+class SilentServer {
+ public:
+  SilentServer() {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd_, 8) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback: " << strerror(errno);
+    }
+    url_ = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x");
+  }
+  ~SilentServer() { close(fd_); }
+
+  const std::string& url() const { return url_; }
+
+ private:
+  const int fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  std::string url_;
+};
+
 TEST_F(HttpListerTest, SilentServerTimesOut) {
-  // Listens but never accepts: the connection completes in the backlog, no answer ever comes.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(fd, 8), 0);
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  SilentServer silent;
   HttpLister quick({.timeout = absl::Milliseconds(300)});
   ObjectList out;
-  absl::Status status =
-      List(quick, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out);
-  close(fd);
+  absl::Status status = List(quick, silent.url(), out);
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
 }
 
 // A probe waiting on a server that never answers ends once its stop is requested, long before its
 // timeout: CANCELLED, where the timeout would be DEADLINE_EXCEEDED.
 TEST_F(HttpListerTest, RequestedStopEndsAWaitingProbe) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);  // listens, never accepts
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(fd, 8), 0);
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  SilentServer silent;
   HttpLister patient({.timeout = absl::Seconds(60)});
   std::stop_source stop;
   std::thread stopper([&] {
@@ -306,11 +314,8 @@ TEST_F(HttpListerTest, RequestedStopEndsAWaitingProbe) {
     stop.request_stop();
   });
   ObjectList out;
-  absl::Status status =
-      List(patient, absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/x"), out,
-           stop.get_token());
+  absl::Status status = List(patient, silent.url(), out, stop.get_token());
   stopper.join();
-  close(fd);
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("inputs[0]: "));
   EXPECT_EQ(out.size(), 0u);
