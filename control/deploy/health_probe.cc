@@ -43,10 +43,10 @@ sockaddr_in Loopback(int port) {
   return address;
 }
 
-// Milliseconds left before `deadline`, at least 0.
+// Milliseconds left before `deadline`, rounded up (a wait never ends before it), at least 0.
 int RemainingMs(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   return left.count() > 0 ? static_cast<int>(left.count()) : 0;
 }
 
@@ -58,6 +58,7 @@ absl::Status WaitFor(int fd, short events, std::chrono::steady_clock::time_point
     int ready = poll(&pfd, 1, RemainingMs(deadline));
     if (ready > 0) return absl::OkStatus();
     if (ready == 0) {
+      if (std::chrono::steady_clock::now() < deadline) continue;  // woken a little early
       return absl::DeadlineExceededError(absl::StrCat("healthz: ", what, " timed out"));
     }
     if (errno != EINTR) {
