@@ -78,14 +78,27 @@ class Walk {
     out_.Append(*prefix, EncodePath(name), st.st_size, FileEtag(st), true);
   }
 
-  // Every file below the directory `path` (canonical, inside a root, `depth` levels below the
-  // input), which `fd` is open on; takes `fd`.
-  absl::Status Directory(int fd, const std::string& path, int depth = 0) {
+  // Opens the directory `path` for a walk: by its name in `parent` when given, with O_NOFOLLOW
+  // (a symlink swapped in meanwhile is not followed), else by the path itself (a root, or a
+  // target DataRoots resolved). NOT_FOUND when it is gone; other errors name `path`.
+  absl::StatusOr<DirPtr> Open(const std::string& path, DIR* parent = nullptr,
+                              const char* name = nullptr) const {
+    const int fd = parent != nullptr ? openat(dirfd(parent), name, kOpenDirFlags)
+                                     : open(path.c_str(), kOpenDirFlags);
+    if (fd < 0) return Error(path);
     DirPtr dir(fdopendir(fd));
     if (dir == nullptr) {
+      const int error = errno;
       close(fd);
+      errno = error;
       return Error(path);
     }
+    return dir;
+  }
+
+  // Every file below the directory `path` (canonical, inside a root, `depth` levels below the
+  // input), which `dir` is open on.
+  absl::Status Directory(DirPtr dir, const std::string& path, int depth = 0) {
     std::optional<uint32_t> prefix;
     return ForEachEntry(dir.get(), path,
                         [&](const char* name, const struct stat& st,
@@ -93,26 +106,21 @@ class Walk {
                           if (S_ISREG(st.st_mode)) {
                             AddFile(path, name, st, prefix);
                           } else if (S_ISDIR(st.st_mode) && link_target == nullptr) {
-                            if (depth == kMaxDepth) return TooDeep(Join(path, name));
-                            int child = openat(dirfd(dir.get()), name, kOpenDirFlags);
-                            if (child < 0)
-                              return errno == ENOENT ? absl::OkStatus() : Error(Join(path, name));
-                            return Directory(child, Join(path, name), depth + 1);
+                            const std::string child_path = Join(path, name);
+                            if (depth == kMaxDepth) return TooDeep(child_path);
+                            absl::StatusOr<DirPtr> child = Open(child_path, dir.get(), name);
+                            if (!child.ok()) return Skippable(child.status());
+                            return Directory(*std::move(child), child_path, depth + 1);
                           }
                           return absl::OkStatus();
                         });
   }
 
   // The files matching `pattern[index..]` below the directory `path` (canonical, inside a root),
-  // which `fd` is open on; takes `fd`. A subdirectory is opened through its parent's descriptor
-  // with O_NOFOLLOW, as Directory does; a symlink to one, by the target DataRoots resolved.
-  absl::Status Glob(int fd, const std::string& path, const std::vector<std::string>& pattern,
+  // which `dir` is open on. A symlink to a subdirectory is followed to the target DataRoots
+  // resolved.
+  absl::Status Glob(DirPtr dir, const std::string& path, const std::vector<std::string>& pattern,
                     size_t index) {
-    DirPtr dir(fdopendir(fd));
-    if (dir == nullptr) {
-      close(fd);
-      return Error(path);
-    }
     const bool last = index + 1 == pattern.size();
     std::optional<uint32_t> prefix;
     return ForEachEntry(
@@ -123,10 +131,10 @@ class Walk {
             AddFile(path, name, st, prefix);
           } else if (!last && S_ISDIR(st.st_mode)) {
             const std::string child_path = link_target ? *link_target : Join(path, name);
-            int child = link_target ? open(link_target->c_str(), kOpenDirFlags)
-                                    : openat(dirfd(dir.get()), name, kOpenDirFlags);
-            if (child < 0) return errno == ENOENT ? absl::OkStatus() : Error(child_path);
-            return Glob(child, child_path, pattern, index + 1);
+            absl::StatusOr<DirPtr> child =
+                link_target ? Open(child_path) : Open(child_path, dir.get(), name);
+            if (!child.ok()) return Skippable(child.status());
+            return Glob(*std::move(child), child_path, pattern, index + 1);
           }
           return absl::OkStatus();
         },
@@ -175,6 +183,11 @@ class Walk {
                      " directories below the input; name a directory nearer to it as an input"));
   }
 
+  // A subdirectory removed while we list is skipped.
+  static absl::Status Skippable(const absl::Status& status) {
+    return absl::IsNotFound(status) ? absl::OkStatus() : status;
+  }
+
   absl::Status Error(const std::string& path) const {
     return absl::ErrnoToStatus(errno, absl::StrCat(field_, ": \"", path, "\""));
   }
@@ -219,9 +232,10 @@ absl::Status FileLister::List(const DataUri& input, absl::string_view field,
     if (!S_ISDIR(dir->stat.st_mode)) {
       return absl::NotFoundError(absl::StrCat(field, ": \"", base, "\" is not a directory"));
     }
-    int fd = open(dir->path.c_str(), kOpenDirFlags);
-    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", dir->path, "\""));
-    if (absl::Status status = walk.Glob(fd, dir->path, pattern, first); !status.ok()) {
+    absl::StatusOr<DirPtr> opened = walk.Open(dir->path);
+    if (!opened.ok()) return opened.status();
+    if (absl::Status status = walk.Glob(*std::move(opened), dir->path, pattern, first);
+        !status.ok()) {
       return status;
     }
     if (out.size() == begin) {
@@ -242,9 +256,9 @@ absl::Status FileLister::List(const DataUri& input, absl::string_view field,
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": \"", path, "\" is neither a regular file nor a directory"));
     }
-    int fd = open(path.c_str(), kOpenDirFlags);
-    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(field, ": \"", path, "\""));
-    if (absl::Status status = walk.Directory(fd, path); !status.ok()) return status;
+    absl::StatusOr<DirPtr> opened = walk.Open(path);
+    if (!opened.ok()) return opened.status();
+    if (absl::Status status = walk.Directory(*std::move(opened), path); !status.ok()) return status;
     if (out.size() == begin) {
       return absl::NotFoundError(absl::StrCat(field, ": directory \"", path, "\" has no files"));
     }
