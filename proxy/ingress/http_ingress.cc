@@ -132,9 +132,17 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
       if (parser_.state() == RequestParser::State::kDone) return OnRequest();
       if (parser_.state() != RequestParser::State::kNeedMore) return ParseFailed();
       if (request_.expects_continue) {
-        // The client waits for this before its body (RFC 9110 section 10.1.1). A write that
-        // does not go through only delays the body: clients send it after a while anyway.
         request_.expects_continue = false;
+        // A head refused on its own is answered now, without its body: the client need not send
+        // it, and the connection closes after the answer (RFC 9110 section 10.1.1).
+        if (std::optional<HttpAnswer> answer =
+                RejectRequestLine(request_.method, request_.target, request_.content_type)) {
+          idle_ = false;
+          keep_alive_ = false;
+          return Respond(*std::move(answer));
+        }
+        // The client waits for this before its body. A write that does not go through only
+        // delays the body: clients send it after a while anyway.
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         boost::system::error_code ignored;
         socket_.write_some(asio::buffer(kContinue), ignored);

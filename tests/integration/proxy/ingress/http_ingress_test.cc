@@ -493,6 +493,28 @@ TEST_F(HttpIngressTest, AClientThatExpectsContinueIsToldToGoOn) {
   EXPECT_EQ(client.Read().status, 404);  // the final answer, once the body came
 }
 
+// A request its head alone refuses (no route, a method other than POST, a body that is not JSON)
+// is answered at once, without 100 (Continue): its body is never asked for, so the connection
+// closes after the answer.
+TEST_F(HttpIngressTest, AClientThatExpectsContinueToARefusedHeadGetsTheAnswerAtOnce) {
+  StartProxy({});
+  const std::vector<std::pair<std::string, int>> heads = {
+      {"POST /v1/nothing HTTP/1.1\r\nContent-Type: application/json\r\n", 404},
+      {"PUT /v1/functions/echo:invoke HTTP/1.1\r\nContent-Type: application/json\r\n", 405},
+      {"POST /v1/functions/echo:invoke HTTP/1.1\r\nContent-Type: text/plain\r\n", 415}};
+  for (const auto& [head, status] : heads) {
+    Connection client(proxy_->http_address());
+    client.SendRaw(absl::StrCat(head, "Host: proxy\r\nExpect: 100-continue\r\n",
+                                "Content-Length: 100\r\n\r\n"));
+    std::future<Answer> answer = std::async(std::launch::async, [&] { return client.Read(); });
+    ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready) << head;
+    const Answer got = answer.get();
+    ASSERT_EQ(got.status, status) << head;  // else the proxy waits for the body
+    EXPECT_FALSE(got.keep_alive) << head;
+    EXPECT_TRUE(client.ClosedByServer()) << head;
+  }
+}
+
 TEST_F(HttpIngressTest, SigtermAnswersTheRequestsInProgressAndClosesIdleConnections) {
   // Slow enough to be still in progress when the proxy is told to stop, and within its grace.
   auto slow = StartFault("slow", {"FAULT_DELAY_MS=3000"});
