@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -13,8 +14,10 @@ namespace eofaas::control {
 template <typename Response>
 class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
  public:
-  /// A stream whose client reads slower than `max_queued` messages behind is ended with
-  /// RESOURCE_EXHAUSTED rather than buffered without bound.
+  /// A stream whose client falls `max_queued` messages behind is ended with RESOURCE_EXHAUSTED
+  /// rather than buffered without bound: the messages not yet written are dropped at once (the
+  /// one being written excepted), as the client must start over anyway. What is queued before
+  /// Start (the state a watch begins with, a build log so far) is not counted.
   explicit QueuedWriter(size_t max_queued = 10000) : max_queued_(max_queued) {}
 
   /// Begins writing what was queued (nothing is written or finished before, so a subscription
@@ -26,6 +29,7 @@ class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
       on_done_ = std::move(on_done);
       started_ = true;
       writing_ = true;
+      initial_ = queue_.size();
     }
     Next();
   }
@@ -35,10 +39,14 @@ class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
     {
       std::lock_guard lock(mu_);
       if (closing_) return;
-      if (queue_.size() >= max_queued_) {
+      if (started_ && queue_.size() - initial_ >= max_queued_) {
         closing_ = true;
         status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                "the client reads too slowly: stream ended");
+        // The front is being written once writing began: gRPC holds it until OnWriteDone.
+        const size_t kept = started_ && writing_ ? std::min<size_t>(queue_.size(), 1) : 0;
+        queue_.erase(queue_.begin() + kept, queue_.end());
+        initial_ = std::min(initial_, kept);
       } else {
         queue_.push_back(std::move(message));
       }
@@ -84,9 +92,11 @@ class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
     {
       std::lock_guard lock(mu_);
       queue_.pop_front();
+      if (initial_ > 0) --initial_;
       if (!ok) {
         // The client went away: nothing more can be written.
         queue_.clear();
+        initial_ = 0;
         closing_ = true;
         status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
       }
@@ -105,6 +115,7 @@ class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
   std::function<void()> on_done_;
   std::mutex mu_;
   std::deque<Response> queue_;
+  size_t initial_ = 0;  // the messages queued before Start still in `queue_`
   bool started_ = false;
   bool writing_ = false;
   bool closing_ = false;
