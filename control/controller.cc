@@ -29,6 +29,8 @@ struct Controller::Entry {
   DeployMachine deploy;
   // Set to stop the running build of this function.
   std::shared_ptr<std::atomic<bool>> build_cancel;
+  // A build task waits in the queue for this function.
+  bool build_queued = false;
   std::optional<DeploymentObservation> observation;
   std::string deploy_failure;
   std::vector<Endpoint> endpoints;
@@ -332,18 +334,11 @@ absl::StatusOr<Function> Controller::Update(Function function, int64_t expected_
   spec.mutable_status()->set_generation(generation + 1);
   spec.mutable_status()->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
   next.clear_build_failure();
-  if (!IsTerminal(entry->build.phase())) {
-    entry->build_cancel->store(true);
-    AppendBuildLogLocked(function.name(), generation,
-                         {absl::StrCat("cancelled: superseded by generation ", generation + 1)},
-                         false);
-    FinishBuild(*entry, BuildPhase::BUILD_PHASE_CANCELLED, "");
-    // Keep what FinishBuild recorded of the cancelled generation's status.
-    *spec.mutable_status() = FunctionOf(*entry).status();
-    spec.mutable_status()->set_generation(generation + 1);
-    spec.mutable_status()->set_build_phase(BuildPhase::BUILD_PHASE_PENDING);
-  }
   if (auto stored = store_.Update(next); !stored.ok()) return stored;
+  // Only once the new generation is stored: an update that fails leaves the build running.
+  if (!IsTerminal(entry->build.phase())) {
+    CancelBuild(*entry, absl::StrCat("superseded by generation ", generation + 1));
+  }
   entry->record = std::move(next);
   entry->build = BuildMachine();
   if (!Autoscales(FunctionOf(*entry)) && entry->autoscaled) {
@@ -398,7 +393,10 @@ absl::StatusOr<Function> Controller::Delete(const std::string& name) {
     Refresh(*entry);
     return stored;
   }
-  if (entry->build_cancel) entry->build_cancel->store(true);
+  if (!IsTerminal(entry->build.phase())) {
+    CancelBuild(*entry, "function deleted");
+    Settle(*entry);
+  }
   deployer_.Remove(name);
   return FunctionOf(*entry);
 }
@@ -441,33 +439,40 @@ absl::Status Controller::FindChangeable(const std::string& name, Entry*& entry) 
 }
 
 void Controller::StartBuild(Entry& entry) {
+  entry.build_cancel = std::make_shared<std::atomic<bool>>(false);
+  if (entry.build_queued) return;
   const Function& function = FunctionOf(entry);
-  auto cancel = std::make_shared<std::atomic<bool>>(false);
-  entry.build_cancel = cancel;
   ++builds_in_flight_;
-  bool queued = build_pool_->Submit([this, name = function.name(),
-                                     generation = function.status().generation(),
-                                     cancel] { RunBuild(name, generation, cancel); });
+  bool queued = build_pool_->Submit(
+      [this, name = function.name(), uid = function.status().uid()] { RunBuild(name, uid); });
   if (!queued) {
     --builds_in_flight_;
     FinishBuild(entry, BuildPhase::BUILD_PHASE_FAILED, "build queue is full");
+    return;
   }
+  entry.build_queued = true;
 }
 
-void Controller::RunBuild(std::string name, int64_t generation,
-                          std::shared_ptr<std::atomic<bool>> cancel) {
+void Controller::RunBuild(const std::string& name, const std::string& uid) {
+  absl::Cleanup finished = [this] { --builds_in_flight_; };
+  int64_t generation = 0;
+  std::shared_ptr<std::atomic<bool>> cancel;
   // True when the build should stop: deleted, superseded, or shutting down. Caller holds mu_.
   auto abandoned = [&](Entry*& entry) {
     entry = Find(name);
     return entry == nullptr || cancel->load() ||
            FunctionOf(*entry).status().generation() != generation;
   };
-  absl::Cleanup finished = [this] { --builds_in_flight_; };
   Function function;
   const Template* tmpl = nullptr;
   {
     std::lock_guard lock(mu_);
-    Entry* entry;
+    Entry* entry = Find(name);
+    // A function deleted (and perhaps created again) since the task was queued is not this one.
+    if (entry == nullptr || FunctionOf(*entry).status().uid() != uid) return;
+    entry->build_queued = false;
+    generation = FunctionOf(*entry).status().generation();
+    cancel = entry->build_cancel;
     if (abandoned(entry)) return;
     function = FunctionOf(*entry);
     tmpl = templates_.Find(function.template_());
@@ -521,6 +526,25 @@ void Controller::RunBuild(std::string name, int64_t generation,
 }
 
 void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& message) {
+  EndBuild(entry, phase, message);
+  if (phase == BuildPhase::BUILD_PHASE_SUCCEEDED) Deploy(entry);
+  Refresh(entry);
+  (void)Commit(entry);
+  const Function& function = FunctionOf(entry);
+  AppendBuildLogLocked(function.name(), function.status().generation(),
+                       {absl::StrCat("build ", BuildResult(phase))}, true);
+}
+
+void Controller::CancelBuild(Entry& entry, const std::string& why) {
+  if (entry.build_cancel) entry.build_cancel->store(true);
+  const Function& function = FunctionOf(entry);
+  const int64_t generation = function.status().generation();
+  AppendBuildLogLocked(function.name(), generation, {absl::StrCat("cancelled: ", why)}, false);
+  EndBuild(entry, BuildPhase::BUILD_PHASE_CANCELLED, "");
+  AppendBuildLogLocked(function.name(), generation, {"build cancelled"}, true);
+}
+
+void Controller::EndBuild(Entry& entry, BuildPhase phase, const std::string& message) {
   Function& function = FunctionOf(entry);
   const int64_t generation = function.status().generation();
   (void)entry.build.Transition(phase, clock_.Now());
@@ -534,11 +558,6 @@ void Controller::FinishBuild(Entry& entry, BuildPhase phase, const std::string& 
   metrics_.BuildFinished(function.template_(), BuildResult(phase), entry.build.DurationSeconds());
   common::LogInfo("function ", function.name(), ": build of generation ", generation, " ",
                   BuildResult(phase), message.empty() ? "" : ": ", message);
-  if (phase == BuildPhase::BUILD_PHASE_SUCCEEDED) Deploy(entry);
-  Refresh(entry);
-  (void)Commit(entry);
-  AppendBuildLogLocked(function.name(), generation, {absl::StrCat("build ", BuildResult(phase))},
-                       true);
 }
 
 void Controller::AppendBuildLogLocked(const std::string& name, int64_t generation,
@@ -720,7 +739,7 @@ absl::StatusOr<uint64_t> Controller::WatchFunction(const std::string& name,
   std::lock_guard lock(mu_);
   const Entry* entry = Find(name);
   if (entry == nullptr) return NotFound(name);
-  sink(FunctionEvent{WithoutFiles(entry->record.function()), false});
+  sink(FunctionEvent{WithoutFiles(View(*entry)), false});
   return function_events_.Add([name, sink = std::move(sink)](const FunctionEvent& event) {
     if (event.function.name() == name) sink(event);
   });

@@ -136,10 +136,20 @@ class Controller {
   bool Refresh(Entry& entry);
   // Refresh, and Commit when anything changed.
   void Settle(Entry& entry);
+  // Queues a build of the entry's current generation, unless one is queued already: a queued
+  // build takes the generation that is current when it starts, so superseded generations take
+  // no room in the queue.
   void StartBuild(Entry& entry);
-  void RunBuild(std::string name, int64_t generation, std::shared_ptr<std::atomic<bool>> cancel);
-  // Ends the entry's build in `phase` with `message`. Caller holds mu_.
+  // Builds the current generation of the function `name` created as `uid`.
+  void RunBuild(const std::string& name, const std::string& uid);
+  // Ends the entry's build in `phase` with `message`, and commits. Caller holds mu_.
   void FinishBuild(Entry& entry, eofaas::v1::BuildPhase phase, const std::string& message);
+  // Ends the entry's build in `phase` with `message`: its machine, failure, metric and log; the
+  // caller commits. Caller holds mu_.
+  void EndBuild(Entry& entry, eofaas::v1::BuildPhase phase, const std::string& message);
+  // Stops the entry's unfinished build: it ends CANCELLED, `why` in its log; the caller commits.
+  // Caller holds mu_.
+  void CancelBuild(Entry& entry, const std::string& why);
   void AppendBuildLogLocked(const std::string& name, int64_t generation,
                             std::vector<std::string> lines, bool done);
   // Hands the deployed revision to the deployer (or records why it cannot be).

@@ -577,14 +577,41 @@ TEST_F(SlowBuildTest, ANewerGenerationCancelsTheRunningBuild) {
   }
   context->TryCancel();
   std::string joined = absl::StrJoin(seen, " ");
-  EXPECT_TRUE(absl::StrContains(joined, "1:BUILD_PHASE_BUILDING 1:BUILD_PHASE_CANCELLED"))
-      << joined;
+  // The function moves to generation 2 in one change: its build log and the metric tell how
+  // generation 1's build ended.
+  EXPECT_TRUE(absl::StrContains(joined, "1:BUILD_PHASE_BUILDING 2:BUILD_PHASE_PENDING")) << joined;
   EXPECT_TRUE(absl::StrContains(joined, "2:BUILD_PHASE_SUCCEEDED")) << joined;
   std::string log = absl::StrJoin(plane_->BuildLog("superseded", 1, false), "\n");
   EXPECT_TRUE(absl::StrContains(log, "superseded by generation 2")) << log;
   EXPECT_TRUE(absl::StrContains(Metrics(),
                                 R"(eofaas_builds_total{result="cancelled",template="python3"} 1)"));
   EXPECT_EQ(ReplicaGroups(plane_->instance()), std::vector<std::string>{"superseded/2"});
+}
+
+// One build worker, and a build queue of 4 × max_functions = 8 tasks: updates of a function
+// whose build waits in the queue take no more room there, so the latest generation builds.
+TEST_F(ControlPlaneTest, UpdatesOfAQueuedBuildTakeOneSlotOfTheQueue) {
+  plane_.reset();
+  auto plane = ControlPlane::Start({.data_dir = dir_ / "data",
+                                    .templates_dir = SlowBuildTemplates(dir_ / "templates"),
+                                    .flags = {"--build_workers=1", "--max_functions=2"}});
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  plane_ = std::move(*plane);
+  ASSERT_TRUE(Create(ExampleFunction("busy")).ok());  // holds the only worker for two seconds
+  ASSERT_TRUE(Create(ExampleFunction("queued")).ok());
+  for (int generation = 2; generation <= 12; ++generation) {
+    Function next = ExampleFunction("queued");
+    (*next.mutable_files())["handler.py"] += absl::StrCat("\n# generation ", generation, "\n");
+    ASSERT_TRUE(Update(next).ok()) << generation;
+  }
+  auto built = plane_->WaitFor("queued", [](const Function& f) {
+    return f.status().build_phase() != BUILD_PHASE_PENDING &&
+           f.status().build_phase() != BUILD_PHASE_RENDERING &&
+           f.status().build_phase() != BUILD_PHASE_BUILDING;
+  });
+  ASSERT_TRUE(built.ok()) << built.status();
+  EXPECT_EQ(built->status().generation(), 12);
+  EXPECT_EQ(built->status().build_phase(), BUILD_PHASE_SUCCEEDED) << built->status().message();
 }
 
 TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
@@ -601,7 +628,11 @@ TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
   });
   std::vector<std::string> lines = plane_->BuildLog("short-lived", 1, true);
   deleter.join();
-  EXPECT_EQ(lines.back(), "function deleted") << absl::StrJoin(lines, "\n");
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines[lines.size() - 2], "cancelled: function deleted") << absl::StrJoin(lines, "\n");
+  EXPECT_EQ(lines.back(), "build cancelled") << absl::StrJoin(lines, "\n");
+  EXPECT_TRUE(absl::StrContains(Metrics(),
+                                R"(eofaas_builds_total{result="cancelled",template="python3"} 1)"));
   // Nothing of the abandoned build is left for a new function of the same name.
   ASSERT_TRUE(plane_->WaitGone("short-lived").ok());
   absl::SleepFor(absl::Seconds(2));  // the abandoned check has finished meanwhile
