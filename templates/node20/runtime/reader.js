@@ -209,13 +209,16 @@ function percentDecode(text) {
  *
  * Storage errors (missing file, HTTP error) surface from the first read, i.e. inside the handler.
  * `read()` resolves to the rest of the chunk; async iteration yields its lines without "\n" in
- * constant memory (apart from the longest line). A null cursor is an empty chunk. One operation
- * at a time: await each read before the next. close() releases the file or connection.
+ * constant memory (apart from the longest line). Both take from one buffer held here, so read(),
+ * iteration and tell() carry on from one another, wherever a handler leaves an iteration. A null
+ * cursor is an empty chunk. One operation at a time: await each read before the next. close()
+ * releases the file or connection.
  */
 class Data {
   #options;
   #blocks = null; // async generator of Buffer blocks, opened on first use
-  #buffer = EMPTY; // bytes taken from #blocks but not returned yet
+  #buffer = EMPTY; // bytes taken from #blocks; those from #start on are not returned yet
+  #start = 0; // an index, so that handing out a line makes no copy
   #taken = 0; // bytes taken from #blocks so far
 
   /** `timeoutMs` bounds each network operation; `blockSize` is the read granularity. */
@@ -232,87 +235,86 @@ class Data {
     return value;
   }
 
+  /** Empties the buffer and returns what it held that was not returned yet. */
+  #takeBuffer() {
+    const rest = this.#buffer.subarray(this.#start);
+    this.#buffer = EMPTY;
+    this.#start = 0;
+    return rest;
+  }
+
   /**
-   * Bytes of the chunk consumed so far; the chunk's size once it has been read or iterated to
-   * the end. Iteration reads ahead by up to a block.
+   * Bytes of the chunk consumed so far, by read() or as lines (with their "\n"); the chunk's
+   * size once it has been read or iterated to the end.
    */
   tell() {
-    return this.#taken - this.#buffer.length;
+    return this.#taken - (this.#buffer.length - this.#start);
   }
 
   /** Resolves to up to `size` bytes (all remaining bytes when size is omitted or negative). */
   async read(size = -1) {
     if (size === null || size < 0) {
-      const parts = [this.#buffer];
-      this.#buffer = EMPTY;
+      const parts = [this.#takeBuffer()];
       for (let block; (block = await this.#nextBlock()).length > 0;) parts.push(block);
       return parts.length === 1 ? parts[0] : Buffer.concat(parts);
     }
-    const parts = [this.#buffer];
-    let have = this.#buffer.length;
+    const parts = [this.#takeBuffer()];
+    let have = parts[0].length;
     while (have < size) {
       const block = await this.#nextBlock();
       if (block.length === 0) break;
       parts.push(block);
       have += block.length;
     }
-    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    this.#buffer = joined.subarray(size);
-    return joined.subarray(0, size);
+    this.#buffer = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.#start = Math.min(size, have);
+    return this.#buffer.subarray(0, this.#start);
   }
 
   /**
    * An async iterator over the remaining lines as Buffers without their "\n" ("\r" of CRLF is
-   * kept). Not an async generator: that costs a few promise hops per line, several times the
-   * cost of splitting. Lines are split a block at a time and handed out from there.
+   * kept). A line is consumed when it is handed out: read(), tell() or another iteration go on
+   * after it. Not an async generator: that costs a few promise hops per line, several times the
+   * cost of finding it.
    */
   lines() {
-    let pending = this.#buffer.length > 0 ? [this.#buffer] : []; // pieces of an unended line
-    this.#buffer = EMPTY;
-    let ready = []; // lines split off the last block, handed out from `next`
-    let next = 0;
-    let ended = false;
-    const join = (parts) => (parts.length === 1 ? parts[0] : Buffer.concat(parts));
-    const fill = async () => {
-      ready = [];
-      next = 0;
-      while (ready.length === 0 && !ended) {
-        const block = await this.#nextBlock();
-        if (block.length === 0) {
-          ended = true;
-          if (pending.length > 0) ready.push(join(pending));
-          pending = [];
-          continue;
-        }
-        let start = 0;
-        for (let newline; (newline = block.indexOf(NEWLINE, start)) >= 0; start = newline + 1) {
-          if (pending.length > 0) {
-            pending.push(block.subarray(0, newline)); // only the first line of a block
-            ready.push(join(pending));
-            pending = [];
-          } else {
-            ready.push(block.subarray(start, newline));
-          }
-        }
-        if (start < block.length) pending.push(block.subarray(start));
+    const next = () => {
+      const buffer = this.#buffer;
+      const start = this.#start;
+      const newline = buffer.indexOf(NEWLINE, start);
+      if (newline >= 0) {
+        this.#start = newline + 1;
+        return Promise.resolve({ value: buffer.subarray(start, newline), done: false });
       }
+      return this.#bufferLine().then((found) => {
+        if (found) return next();
+        const last = this.#takeBuffer(); // the chunk ends without a "\n"
+        return last.length > 0 ? { value: last, done: false } : { value: undefined, done: true };
+      });
     };
-    const take = () =>
-      next < ready.length
-        ? { value: ready[next++], done: false }
-        : { value: undefined, done: true };
     return {
       [Symbol.asyncIterator]() {
         return this;
       },
-      next: () => (next < ready.length ? Promise.resolve(take()) : fill().then(take)),
-      return: async () => {
-        ended = true;
-        ready = [];
-        pending = [];
-        return { value: undefined, done: true };
-      },
+      next,
     };
+  }
+
+  /**
+   * Reads blocks into the buffer until it holds a "\n" not returned yet; resolves to false when
+   * the chunk ends first.
+   */
+  async #bufferLine() {
+    const parts = [this.#takeBuffer()];
+    let found = false;
+    while (!found) {
+      const block = await this.#nextBlock();
+      if (block.length === 0) break;
+      parts.push(block);
+      found = block.includes(NEWLINE);
+    }
+    this.#buffer = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return found;
   }
 
   [Symbol.asyncIterator]() {

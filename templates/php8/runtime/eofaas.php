@@ -67,7 +67,13 @@ final class Cursor
     /** Exclusive end of the owned range, or null when it runs to the end of the object. */
     public function end(): ?int
     {
-        return $this->length === null ? null : $this->offset + $this->length;
+        if ($this->length === null) {
+            return null;
+        }
+        // Past PHP_INT_MAX the sum would turn into a float; no object is that large.
+        return $this->length > PHP_INT_MAX - $this->offset
+            ? PHP_INT_MAX
+            : $this->offset + $this->length;
     }
 }
 
@@ -105,16 +111,20 @@ final class Context
  *
  * Storage errors (missing file, HTTP error) are thrown as StorageError from the first read, i.e.
  * inside the handler. `read()` returns the rest of the chunk; iteration yields its lines without
- * "\n" in constant memory (apart from the longest line). A null cursor is an empty chunk.
- * close() releases the underlying file or connection; the runtime calls it after the handler.
+ * "\n" in constant memory (apart from the longest line). Both take from one buffer held here, so
+ * read(), iteration and tell() carry on from one another, wherever a handler leaves an iteration.
+ * A null cursor is an empty chunk. close() releases the underlying file or connection; the
+ * runtime calls it after the handler.
  *
  * @implements IteratorAggregate<int, string>
  */
 final class Data implements IteratorAggregate
 {
     private ?Eofaas\Blocks $blocks = null;
-    /** Bytes taken from $blocks but not returned yet. */
+    /** Bytes taken from $blocks; those from $start on are not returned yet. */
     private string $buffer = '';
+    /** An index into $buffer, so that handing out a line copies the line only. */
+    private int $start = 0;
     /** Bytes taken from $blocks so far. */
     private int $taken = 0;
 
@@ -130,66 +140,59 @@ final class Data implements IteratorAggregate
     }
 
     /**
-     * Bytes of the chunk consumed so far; the chunk's size once it has been read or iterated to
-     * the end. Iteration reads ahead by up to a block.
+     * Bytes of the chunk consumed so far, by read() or as lines (with their "\n"); the chunk's
+     * size once it has been read or iterated to the end.
      */
     public function tell(): int
     {
-        return $this->taken - strlen($this->buffer);
+        return $this->taken - (strlen($this->buffer) - $this->start);
     }
 
     /** Returns up to $size bytes; all remaining bytes when $size is null or negative. */
     public function read(?int $size = null): string
     {
         if ($size === null || $size < 0) {
-            $parts = [$this->buffer];
-            $this->buffer = '';
+            $parts = [$this->takeBuffer()];
             while (($block = $this->nextBlock()) !== '') {
                 $parts[] = $block;
             }
             return implode('', $parts);
         }
-        while (strlen($this->buffer) < $size) {
-            $block = $this->nextBlock();
-            if ($block === '') {
-                break;
+        if (strlen($this->buffer) - $this->start < $size) {
+            $parts = [$this->takeBuffer()];
+            $have = strlen($parts[0]);
+            while ($have < $size && ($block = $this->nextBlock()) !== '') {
+                $parts[] = $block;
+                $have += strlen($block);
             }
-            $this->buffer .= $block;
+            $this->buffer = implode('', $parts);
         }
-        $result = substr($this->buffer, 0, $size);
-        $this->buffer = substr($this->buffer, $size);
+        $result = substr($this->buffer, $this->start, $size);
+        $this->start += strlen($result);
         return $result;
     }
 
     /**
-     * Yields the remaining lines without their "\n" ("\r" of CRLF is kept).
+     * Yields the remaining lines without their "\n" ("\r" of CRLF is kept). A line is consumed
+     * when it is yielded: read(), tell() or another iteration go on after it.
      *
      * @return Generator<int, string>
      */
     public function lines(): Generator
     {
-        $pending = ''; // the start of a line not ended yet
-        $block = $this->buffer;
-        $this->buffer = '';
-        if ($block === '') {
-            $block = $this->nextBlock();
-        }
-        while ($block !== '') {
-            $pieces = explode("\n", $block);
-            $last = array_pop($pieces);
-            if ($pieces === []) {
-                $pending .= $block;
-            } else {
-                yield $pending . $pieces[0];
-                for ($i = 1, $count = count($pieces); $i < $count; $i++) {
-                    yield $pieces[$i];
+        while (true) {
+            $start = $this->start;
+            $newline = strpos($this->buffer, "\n", $start);
+            if ($newline !== false) {
+                $this->start = $newline + 1;
+                yield substr($this->buffer, $start, $newline - $start);
+            } elseif (!$this->bufferLine()) {
+                $last = $this->takeBuffer(); // the chunk ends without a "\n"
+                if ($last !== '') {
+                    yield $last;
                 }
-                $pending = $last;
+                return;
             }
-            $block = $this->nextBlock();
-        }
-        if ($pending !== '') {
-            yield $pending;
         }
     }
 
@@ -212,5 +215,29 @@ final class Data implements IteratorAggregate
         $block = $this->blocks->next();
         $this->taken += strlen($block);
         return $block;
+    }
+
+    /** Empties the buffer and returns what it held that was not returned yet. */
+    private function takeBuffer(): string
+    {
+        $rest = substr($this->buffer, $this->start);
+        $this->buffer = '';
+        $this->start = 0;
+        return $rest;
+    }
+
+    /**
+     * Reads blocks into the buffer until it holds a "\n" not returned yet; false when the chunk
+     * ends first.
+     */
+    private function bufferLine(): bool
+    {
+        $parts = [$this->takeBuffer()];
+        do {
+            $block = $this->nextBlock();
+            $parts[] = $block;
+        } while ($block !== '' && !str_contains($block, "\n"));
+        $this->buffer = implode('', $parts);
+        return $block !== '';
     }
 }

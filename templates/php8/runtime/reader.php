@@ -286,9 +286,7 @@ function objectBlocks(
     float $timeout,
     int $blockSize,
 ): Generator {
-    if ($length === 0) {
-        return;
-    }
+    // Opened even for no bytes: a missing or changed object is an error whatever the length.
     $source = str_starts_with(strtolower($cursor->uri), 'file:')
         ? FileSource::open($cursor->uri, $cursor->etag, $start)
         : HttpSource::open($cursor->uri, $cursor->etag, $start, $length, $timeout);
@@ -414,7 +412,8 @@ final class HttpSource implements Source
         ?int $length,
         float $timeout,
     ): self {
-        $last = $length === null ? '' : (string) ($start + $length - 1);
+        // A length of 0 reads nothing, but "bytes=5-4" is no range: ask for the rest instead.
+        $last = $length ? (string) ($start + $length - 1) : '';
         $headers = "Range: bytes={$start}-{$last}";
         if (preg_match('/^"[\x21\x23-\x7e]*"$/D', $etag)) { // a weak etag never matches If-Match
             $headers .= "\r\nIf-Match: {$etag}";

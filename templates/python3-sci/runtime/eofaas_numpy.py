@@ -31,8 +31,9 @@ class Data(eofaas_reader.Data):
     """eofaas_reader.Data plus numpy(); read(), iteration and tell() work as before and continue
     after what numpy() consumed. Not thread-safe.
 
-    It works on the base class's internals (_buffer, _taken, _blocks, _open, _object_blocks): the
-    two always ship together, and tests/templates/python3-sci run this class on the shared reader.
+    It works on the base class's internals (_take_buffer, _buffer, _start, _taken, _blocks, _open,
+    _object_blocks, _check_complete): the two always ship together, and
+    tests/templates/python3-sci run this class on the shared reader.
     """
 
     def numpy(self, dtype="float32", count=-1):
@@ -62,11 +63,8 @@ class Data(eofaas_reader.Data):
 
     def _read_blocks(self, numpy, limit):
         """Up to `limit` bytes (None: all) through the base reader, framing included."""
-        parts, size = [], 0
-        if self._buffer:
-            parts.append(self._buffer)
-            size = len(self._buffer)
-            self._buffer = b""
+        parts = [self._take_buffer()]
+        size = len(parts[0])
         while limit is None or size < limit:
             block = self._next_block()
             if not block:
@@ -83,9 +81,9 @@ class Data(eofaas_reader.Data):
 
     def _read_direct(self, numpy, limit):
         """Up to `limit` bytes (None: all) of a NONE chunk, read into the array's own memory."""
-        head = self._buffer  # taken from the object by an earlier read, not returned yet
-        if limit is not None and len(head) >= limit:
+        if limit is not None and len(self._buffer) - self._start >= limit:
             return self._read_blocks(numpy, limit)
+        head = self._take_buffer()  # taken from the object by an earlier read, not returned yet
         cursor = self.cursor
         start = cursor.offset + self._taken  # the object position after `head`
         remaining = None if cursor.length is None else cursor.length - self._taken
@@ -93,7 +91,6 @@ class Data(eofaas_reader.Data):
         if limit is not None:
             want = limit - len(head) if want is None else min(want, limit - len(head))
         self.close()  # the base reader's stream, if it opened one: replaced by ours
-        self._buffer = b""
         if want == 0:
             array, filled = _join(numpy, [head], len(head)), 0
         else:
@@ -134,11 +131,13 @@ def _known_size(stream, start, want):
 
 
 def _fill(stream, view):
-    """Reads into `view` until it is full or the stream ends; returns the bytes read."""
+    """Reads into `view` until it is full or the stream ends; returns the bytes read. An HTTP
+    body cut short raises OSError."""
     filled = 0
     while filled < len(view):
         n = stream.readinto(view[filled:])
         if not n:
+            eofaas_reader._check_complete(stream)
             break
         filled += n
     return filled

@@ -159,15 +159,18 @@ class Data:
 
     Storage errors (missing file, HTTP error) surface from the first read, i.e. inside the
     handler. `read()` returns the rest of the chunk; iteration yields its lines without "\n"
-    in constant memory (apart from the longest line). A cursor of None is an empty chunk.
-    Not thread-safe; close() releases the underlying file or connection.
+    in constant memory (apart from the longest line). Both take from one buffer held here, so
+    read(), iteration and tell() carry on from one another, wherever a handler leaves an
+    iteration. A cursor of None is an empty chunk. Not thread-safe; close() releases the
+    underlying file or connection.
     """
 
     def __init__(self, cursor, *, timeout=60.0):
         self.cursor = cursor
         self._timeout = timeout  # seconds per blocking network operation
         self._blocks = None  # generator of bytes blocks, opened on first use
-        self._buffer = b""  # bytes taken from _blocks but not returned yet
+        self._buffer = b""  # bytes taken from _blocks; those from _start on are not returned yet
+        self._start = 0  # an index, so that handing out a line copies the line only
         self._taken = 0  # bytes taken from _blocks so far
 
     def _next_block(self):
@@ -177,20 +180,30 @@ class Data:
         self._taken += len(block)
         return block
 
+    def _take_buffer(self):
+        """Empties the buffer and returns what it held that was not returned yet."""
+        rest = self._buffer[self._start :]
+        self._buffer, self._start = b"", 0
+        return rest
+
     def tell(self):
-        """Bytes of the chunk consumed so far; the chunk's size once it has been read or iterated
-        to the end. Iteration reads ahead by up to a block."""
-        return self._taken - len(self._buffer)
+        """Bytes of the chunk consumed so far, by read() or as lines (with their "\n"); the
+        chunk's size once it has been read or iterated to the end."""
+        return self._taken - (len(self._buffer) - self._start)
 
     def read(self, size=-1):
         """Returns up to `size` bytes (all remaining bytes when size is negative or None)."""
         if size is None or size < 0:
-            parts = [self._buffer]
-            self._buffer = b""
+            parts = [self._take_buffer()]
             while block := self._next_block():
                 parts.append(block)
             return b"".join(parts)
-        parts, have = [self._buffer], len(self._buffer)
+        start = self._start
+        if len(self._buffer) - start >= size:
+            self._start += size
+            return self._buffer[start : self._start]
+        parts = [self._take_buffer()]
+        have = len(parts[0])
         while have < size:
             block = self._next_block()
             if not block:
@@ -208,20 +221,38 @@ class Data:
         return len(chunk)
 
     def lines(self):
-        r"""Yields the remaining lines as bytes without their "\n" ("\r" of CRLF is kept)."""
-        pending = [self._buffer] if self._buffer else []  # pieces of a line not ended yet
-        self._buffer = b""
+        r"""Yields the remaining lines as bytes without their "\n" ("\r" of CRLF is kept). A line
+        is consumed when it is yielded: read(), tell() or another iteration go on after it."""
+        while True:
+            buffer, start = self._buffer, self._start
+            last = buffer.rfind(b"\n", start)
+            if last < 0:
+                if self._buffer_line():
+                    continue
+                rest = self._take_buffer()  # the chunk ends without a "\n"
+                if rest:
+                    yield rest
+                return
+            # The buffer's whole lines are split at once (split runs in C) and handed out one by
+            # one, each consumed as it goes; a read() or another iteration in between moves
+            # _start, and the lines left are then found again from there.
+            for line in buffer[start:last].split(b"\n"):
+                if self._start != start or self._buffer is not buffer:
+                    break
+                start += len(line) + 1
+                self._start = start
+                yield line
+
+    def _buffer_line(self):
+        r"""Reads blocks into the buffer until it holds a "\n" not returned yet; False when the
+        chunk ends first."""
+        parts = [self._take_buffer()]
         while block := self._next_block():
-            pieces = block.split(b"\n")
-            if len(pieces) == 1:
-                pending.append(block)
-                continue
-            pending.append(pieces[0])
-            yield b"".join(pending)
-            yield from pieces[1:-1]
-            pending = [pieces[-1]] if pieces[-1] else []
-        if pending:
-            yield b"".join(pending)
+            parts.append(block)
+            if b"\n" in block:
+                break
+        self._buffer = b"".join(parts)
+        return bool(block)  # the loop ends on an empty block only at the end of the chunk
 
     __iter__ = lines
 
@@ -298,10 +329,20 @@ def _object_blocks(cursor, start, length, timeout):
         while remaining is None or remaining > 0:
             block = stream.read(BLOCK_SIZE if remaining is None else min(BLOCK_SIZE, remaining))
             if not block:
+                _check_complete(stream)
                 return
             if remaining is not None:
                 remaining -= len(block)
             yield block
+
+
+def _check_complete(stream):
+    """Raises OSError when `stream`, at its end, is an HTTP body cut short of its Content-Length:
+    http.client then returns a short body without an error."""
+    missing = getattr(stream, "length", None)  # http.client: body bytes still to come
+    if missing:
+        raise OSError(f"the store closed the connection {missing} bytes before the end of the "
+                      "body")
 
 
 def _open(cursor, start, length, timeout):
@@ -309,7 +350,7 @@ def _open(cursor, start, length, timeout):
     narrows the HTTP range asked for."""
     parts = urllib.parse.urlsplit(cursor.uri)
     if parts.scheme == "file":
-        stream = open(urllib.parse.unquote(parts.path), "rb", buffering=0)
+        stream = open(urllib.parse.unquote_to_bytes(parts.path), "rb", buffering=0)
         try:
             if cursor.etag:
                 status = os.fstat(stream.fileno())

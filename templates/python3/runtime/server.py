@@ -116,7 +116,8 @@ class Invocation:
     def __init__(self, body):
         try:
             request = json.loads(body) if body.strip() else {}
-        except (UnicodeDecodeError, ValueError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            # RecursionError: valid JSON, but nested deeper than the decoder follows.
             raise BadRequest(400, "body", f"invalid JSON: {error}") from None
         if not isinstance(request, dict):
             raise BadRequest(400, "body", "must be a JSON object")
@@ -148,7 +149,8 @@ def encode_result(result):
         return bytes(result), "application/octet-stream"
     if isinstance(result, str):
         return result.encode("utf-8"), "text/plain; charset=utf-8"
-    body = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+    # NaN and Infinity are not JSON: a result holding one fails like any other it cannot encode.
+    body = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return body.encode("utf-8"), "application/json"
 
 
@@ -316,7 +318,7 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        if self.server.admission.draining:
+        if self.close_connection or self.server.admission.draining:
             self.send_header("Connection", "close")  # tells the proxy to drop this connection
         self.end_headers()
         if body and self.command != "HEAD":

@@ -29,6 +29,7 @@ const LINE_FILES = Object.fromEntries(
   }).map(([name, text]) => [name, Buffer.from(text)]),
 );
 const NUMBERS = Buffer.from('0123456789');
+const NEWLINE = 0x0a;
 
 function expectedLines(content) {
   const lines = content.toString('latin1').split('\n');
@@ -225,15 +226,59 @@ describe('file reader', () => {
     await data.close();
   });
 
-  test('read after iterating part of the lines', async () => {
-    const data = new Data(new Cursor({ uri: write('abc', Buffer.from('a\nb\nc\n')) }));
+  test('read and iteration go on after each other', async () => {
+    const uri = write('three', Buffer.from('alpha\nbeta\ngamma'));
+    let data = new Data(new Cursor({ uri }));
+    assert.equal((await data.read(3)).toString(), 'alp');
+    const lines = [];
+    for await (const line of data) lines.push(line.toString());
+    assert.deepEqual(lines, ['ha', 'beta', 'gamma']);
+    assert.equal(data.tell(), 16);
+    await data.close();
+
+    data = new Data(new Cursor({ uri }));
     for await (const line of data) {
-      assert.equal(line.toString(), 'a');
+      assert.equal(line.toString(), 'alpha');
       break;
     }
-    // Iteration read ahead by a block: its rest is gone, as the docs say.
+    // The rest of the block the iteration read is still there.
     assert.equal(data.tell(), 6);
+    assert.equal((await data.read()).toString(), 'beta\ngamma');
+    assert.equal(data.tell(), 16);
     await data.close();
+  });
+
+  test('lines, reads and tell share one position, whatever the block size', async () => {
+    // Steps against a model of the chunk: alternately one line from a new iteration, left at
+    // once, and a read of 1 to 3 bytes; tell() after each.
+    for (const [name, content] of Object.entries(LINE_FILES)) {
+      const uri = write(name, content);
+      for (const blockSize of [1, 3, 8, reader.BLOCK_SIZE]) {
+        const data = new Data(new Cursor({ uri }), { blockSize });
+        const where = `${name}, block size ${blockSize}`;
+        let position = 0;
+        for (let step = 0; position < content.length; step++) {
+          let expected;
+          let got;
+          if (step % 2 === 0) {
+            const newline = content.indexOf(NEWLINE, position);
+            const end = newline < 0 ? content.length : newline;
+            expected = content.subarray(position, end);
+            got = (await data.lines().next()).value;
+            position = newline < 0 ? end : newline + 1;
+          } else {
+            const size = 1 + (step % 3);
+            expected = content.subarray(position, position + size);
+            got = await data.read(size);
+            position += expected.length;
+          }
+          assert.deepEqual(got, expected, `${where}, step ${step}`);
+          assert.equal(data.tell(), position, `${where}, step ${step}`);
+        }
+        assert.deepEqual(await data.lines().next(), { value: undefined, done: true }, where);
+        await data.close();
+      }
+    }
   });
 
   test('percent-encoded path', async () => {

@@ -228,6 +228,54 @@ final class FileReaderTest extends LinesTestCase
         $data->close();
     }
 
+    public function testReadAndIterationGoOnAfterEachOther(): void
+    {
+        $uri = $this->write('three', "alpha\nbeta\ngamma");
+        $data = new Data(new Cursor($uri));
+        self::assertSame('alp', $data->read(3));
+        self::assertSame(['ha', 'beta', 'gamma'], iterator_to_array($data, false));
+        self::assertSame(16, $data->tell());
+        $data = new Data(new Cursor($uri));
+        foreach ($data as $line) {
+            self::assertSame('alpha', $line);
+            break;
+        }
+        // The rest of the block the iteration read is still there.
+        self::assertSame(6, $data->tell());
+        self::assertSame("beta\ngamma", $data->read());
+        self::assertSame(16, $data->tell());
+    }
+
+    public function testLinesReadsAndTellShareOnePositionWhateverTheBlockSize(): void
+    {
+        // Steps against a model of the chunk: alternately one line from a new iteration, left at
+        // once, and a read of 1 to 3 bytes; tell() after each.
+        foreach ([1, 3, 8, \Eofaas\BLOCK_SIZE] as $blockSize) {
+            foreach (lineFiles() as $name => $content) {
+                $data = new Data(new Cursor($this->write($name, $content)), 10.0, $blockSize);
+                $position = 0;
+                for ($step = 0; $position < strlen($content); $step++) {
+                    $context = "{$name}, block size {$blockSize}, step {$step}:";
+                    if ($step % 2 === 0) {
+                        $newline = strpos($content, "\n", $position);
+                        $end = $newline === false ? strlen($content) : $newline;
+                        $line = substr($content, $position, $end - $position);
+                        self::assertSame($line, $data->lines()->current(), $context);
+                        $position = $newline === false ? $end : $newline + 1;
+                    } else {
+                        $size = 1 + $step % 3;
+                        $bytes = substr($content, $position, $size);
+                        self::assertSame($bytes, $data->read($size), $context);
+                        $position += strlen($bytes);
+                    }
+                    self::assertSame($position, $data->tell(), $context);
+                }
+                self::assertSame([], iterator_to_array($data, false), $name);
+                $data->close();
+            }
+        }
+    }
+
     public function testPercentEncodedPath(): void
     {
         $uri = $this->write('scene list #1.txt', "a\n");
@@ -243,9 +291,9 @@ final class FileReaderTest extends LinesTestCase
         $etag = '18e21776ad083d15-a';
         self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE', etag: $etag)));
         $this->write('scene', NUMBERS . "\n"); // rewritten since the cursor was made
-        foreach (['NONE', 'LINES'] as $framing) {
-            $read = fn () => readAll(new Cursor($uri, 2, 3, $framing, etag: $etag));
-            $error = self::assertThrows(ObjectChangedError::class, $read);
+        foreach ([['NONE', 3], ['LINES', 3], ['NONE', 0]] as [$framing, $length]) {
+            $read = fn () => readAll(new Cursor($uri, 2, $length, $framing, etag: $etag));
+            $error = self::assertThrows(ObjectChangedError::class, $read, "{$framing} +{$length}");
             self::assertContains($etag, $error->getMessage());
         }
         self::assertSame('234', readAll(new Cursor($uri, 2, 3, 'NONE'))); // no etag: not checked
@@ -268,9 +316,18 @@ final class FileReaderTest extends LinesTestCase
 
     public function testMissingFileThrowsOnRead(): void
     {
-        $data = new Data(new Cursor('file:///nonexistent/eofaas/file.txt'));
-        $error = self::assertThrows(StorageError::class, fn () => $data->read());
-        self::assertContains('No such file or directory', $error->getMessage());
+        // Whatever the length: a chunk of no bytes still names an object that must exist.
+        foreach ([null, 0] as $length) {
+            $data = new Data(new Cursor('file:///nonexistent/eofaas/file.txt', 0, $length));
+            $error = self::assertThrows(StorageError::class, fn () => $data->read());
+            self::assertContains('No such file or directory', $error->getMessage());
+        }
+    }
+
+    public function testLinesChunkEndingPastTheLargestInteger(): void
+    {
+        $uri = $this->write('simple', lineFiles()['simple']);
+        self::assertSame(['beta', 'gamma'], iterate(new Cursor($uri, 3, PHP_INT_MAX, 'LINES')));
     }
 
     public function testNoCursorIsAnEmptyChunk(): void
@@ -388,10 +445,12 @@ final class HttpReaderTest extends LinesTestCase
 
     public function testHttpErrorThrowsOnRead(): void
     {
-        $data = new Data(new Cursor(self::$server->url('/missing')));
-        $error = self::assertThrows(StorageError::class, fn () => $data->read());
-        self::assertSame(404, $error->getCode());
-        self::assertContains('HTTP 404', $error->getMessage());
+        foreach ([null, 0] as $length) {
+            $data = new Data(new Cursor(self::$server->url('/missing'), 0, $length));
+            $error = self::assertThrows(StorageError::class, fn () => $data->read());
+            self::assertSame(404, $error->getCode());
+            self::assertContains('HTTP 404', $error->getMessage());
+        }
     }
 
     public function testShortBodyIsAnError(): void

@@ -138,6 +138,18 @@ class BundleReplicaTest(unittest.TestCase):
         self.assertEqual((bad.status, bad.json()["error"]["field"]), (400, "cursor.framing"))
         self.assertEqual(self.replica.request("GET", "/invoke").status, 405)
         self.assertEqual(self.replica.request("GET", "/nope").status, 404)
+        deep = self.replica.request("POST", "/invoke", b'{"args": {"x": ' + b"[" * 5000
+                                    + b"]" * 5000 + b"}}")
+        self.assertEqual((deep.status, deep.json()["error"]["field"]), (400, "body"))
+
+    def test_a_result_that_is_not_json_is_a_function_error(self):
+        # Finite pixels whose sum of squares overflows to Infinity, which JSON cannot carry.
+        path = os.path.join(self.temp.name, "huge.f8")
+        numpy.array([1e300, 1e300], "<f8").tofile(path)
+        response = self.replica.invoke(cursor={"uri": "file://" + path}, args={"dtype": "<f8"})
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.headers["X-Eofaas-Function-Error"], "unhandled")
+        self.assertEqual(response.json()["error"]["type"], "ValueError")
 
     def test_sigterm_exits_zero(self):
         with tempfile.TemporaryDirectory() as temp:

@@ -91,6 +91,18 @@ class NoneFramingTest(FileTest):
                 self.assertEqual(data.read(), CONTENT[:400])
                 self.assertEqual(data.numpy("<f4").size, 0)  # read to the end: nothing left
 
+    def test_numpy_and_lines_go_on_after_each_other(self):
+        path = os.path.join(self.temp.name, "text.txt")
+        with open(path, "wb") as f:
+            f.write(TEXT)
+        for framing in ("NONE", "LINES"):
+            with self.subTest(framing=framing), \
+                    eofaas_numpy.Data(Cursor("file://" + path, 0, None, framing)) as data:
+                self.assertEqual(next(iter(data)), b"0123")  # the rest of the block stays
+                self.assertArrayEqual(data.numpy("S1", count=2), numpy.frombuffer(b"45", "S1"))
+                self.assertEqual(list(data), [b"67", b"89ab", b"cdef"])
+                self.assertEqual(data.tell(), len(TEXT))
+
     def test_the_array_is_writable_and_independent_of_the_file(self):
         array = self.numpy(Cursor(self.uri, 0, 16, "NONE"))
         array[:] = -1.0
@@ -149,6 +161,17 @@ class HttpTest(unittest.TestCase):
             self.assertTrue(numpy.array_equal(data.numpy("<f4", 5), expected(CONTENT, 40, 20)))
             self.assertEqual(data.read(), CONTENT[60:120])
         self.assertEqual(server.ranges, ["bytes=40-59", "bytes=60-119"])
+
+
+    def test_a_body_cut_short_is_an_error_not_a_short_array(self):
+        server = support.FileServer({"/band.f32": CONTENT}, cut_short=True)
+        self.addCleanup(server.close)
+        for offset, length, count in ((0, None, -1), (400, 400, -1), (400, 400, 50)):
+            with self.subTest(offset=offset, length=length, count=count):
+                cursor = Cursor(server.url("/band.f32"), offset, length, "NONE")
+                with self.assertRaisesRegex(OSError, "closed the connection"), \
+                        eofaas_numpy.Data(cursor) as data:
+                    data.numpy("<f4", count)
 
 
 class RecordingStream:

@@ -36,14 +36,15 @@ def wait_until(predicate, timeout=5.0, message="condition"):
 
 class FileServer:
     """Serves a dict {path: bytes} on 127.0.0.1 (port 0). With honour_range=False it ignores
-    Range headers and always answers 200 with the whole object, like some static servers. Each
-    object's ETag is `etag(body)`; a request whose If-Match differs gets 412."""
+    Range headers and always answers 200 with the whole object, like some static servers; with
+    cut_short=True it closes the connection halfway through each body. Each object's ETag is
+    `etag(body)`; a request whose If-Match differs gets 412."""
 
     @staticmethod
     def etag(body):
         return f'"{len(body):x}-{sum(body):x}"'
 
-    def __init__(self, files, honour_range=True):
+    def __init__(self, files, honour_range=True, cut_short=False):
         self.files = files
         self.ranges = []  # Range header of every request, for assertions
 
@@ -79,6 +80,9 @@ class FileServer:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
+                if cut_short:
+                    self.close_connection = True
+                    body = body[: len(body) // 2]
                 self.wfile.write(body)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -150,6 +150,51 @@ class FileReaderTest(unittest.TestCase):
             self.assertEqual(data.read(), b"")
             self.assertEqual(data.tell(), 8)
 
+    def test_read_and_iteration_go_on_after_each_other(self):
+        uri = self.write("three", b"alpha\nbeta\ngamma")
+        with Data(Cursor(uri)) as data:
+            self.assertEqual(data.read(3), b"alp")
+            self.assertEqual(list(data), [b"ha", b"beta", b"gamma"])
+            self.assertEqual(data.tell(), 16)
+        with Data(Cursor(uri)) as data:
+            self.assertEqual(next(iter(data)), b"alpha")
+            # The rest of the block the iteration read is still there.
+            self.assertEqual(data.tell(), 6)
+            self.assertEqual(data.read(), b"beta\ngamma")
+            self.assertEqual(data.tell(), 16)
+
+    def test_lines_reads_and_tell_share_one_position_whatever_the_block_size(self):
+        # Steps against a model of the chunk: alternately one line from a new iteration, left at
+        # once, and a read of 1 to 3 bytes; tell() after each.
+        for block_size in (1, 3, 8, eofaas_reader.BLOCK_SIZE):
+            for name, content in LINE_FILES.items():
+                uri = self.write(name, content)
+                with self.subTest(file=name, block_size=block_size), \
+                        mock.patch.object(eofaas_reader, "BLOCK_SIZE", block_size), \
+                        Data(Cursor(uri)) as data:
+                    position, step = 0, 0
+                    while position < len(content):
+                        if step % 2 == 0:
+                            newline = content.find(b"\n", position)
+                            end = len(content) if newline < 0 else newline
+                            self.assertEqual(next(iter(data)), content[position:end])
+                            position = end if newline < 0 else newline + 1
+                        else:
+                            size = 1 + step % 3
+                            self.assertEqual(data.read(size), content[position : position + size])
+                            position = min(len(content), position + size)
+                        self.assertEqual(data.tell(), position)
+                        step += 1
+                    self.assertEqual(list(data), [])
+
+    def test_a_file_name_that_is_not_utf8(self):
+        path = os.path.join(os.fsencode(self.dir.name), b"lat\xe9.txt")
+        with open(path, "wb") as f:
+            f.write(b"b\n")
+        uri = "file://" + urllib.parse.quote(path)
+        self.assertIn("%E9", uri)
+        self.assertEqual(read_all(Cursor(uri)), b"b\n")
+
     def test_percent_encoded_path(self):
         uri = self.write("scene list #1.txt", b"a\n")
         self.assertIn("%20", uri)
@@ -277,6 +322,14 @@ class HttpReaderTest(unittest.TestCase):
         for etag in ('W/"an-older-version"', "18ec9ad368a61562-a"):
             with self.subTest(etag=etag):
                 self.assertEqual(read_all(Cursor(uri, 2, 3, "NONE", etag=etag)), b"234")
+
+    def test_a_body_cut_short_is_an_error_not_a_short_chunk(self):
+        server = support.FileServer(self.FILES, cut_short=True)
+        self.addCleanup(server.close)
+        for framing, length in (("NONE", None), ("NONE", 8), ("LINES", None)):
+            with self.subTest(framing=framing, length=length):
+                with self.assertRaisesRegex(OSError, "closed the connection"):
+                    read_all(Cursor(server.url("/numbers"), 1, length, framing))
 
     def test_http_error_raises_on_read(self):
         data = Data(Cursor(self.server.url("/missing")))

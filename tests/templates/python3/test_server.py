@@ -41,6 +41,8 @@ HANDLER = textwrap.dedent('''
             return "h\\u00e9llo"
         if mode == "none":
             return None
+        if mode == "not-a-number":
+            return {"mean": float(ctx.args["value"])}
         if mode == "handled":
             raise BadScene("row 3 has no date")
         if mode == "unhandled":
@@ -176,6 +178,15 @@ class InvokeTest(unittest.TestCase):
         self.assertEqual((empty.status, empty.body, empty.headers["Content-Length"]),
                          (200, b"", "0"))
 
+    def test_a_result_that_is_not_json_is_a_function_error(self):
+        # NaN and Infinity are no JSON numbers: never sent as application/json.
+        for value in ("nan", "inf", "-inf"):
+            with self.subTest(value=value):
+                response = self.replica.invoke(args={"mode": "not-a-number", "value": value})
+                self.assertEqual(response.status, 200)
+                self.assertEqual(response.headers["X-Eofaas-Function-Error"], "unhandled")
+                self.assertEqual(response.json()["error"]["type"], "ValueError")
+
     def test_handled_function_error(self):
         response = self.replica.invoke(args={"mode": "handled"})
         self.assertEqual(response.status, 200)
@@ -207,9 +218,11 @@ class InvokeTest(unittest.TestCase):
             (json.dumps({"cursor": {"uri": self.uri, "framing": "X"}}).encode(), "cursor.framing"),
             (json.dumps({"args": [1]}).encode(), "args"),
             (json.dumps({"deadline_ms": "soon"}).encode(), "deadline_ms"),
+            # Valid JSON nested deeper than the decoder follows.
+            (b'{"args": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}", "body"),
         ]
         for body, field in cases:
-            with self.subTest(body=body):
+            with self.subTest(body=body[:60]):
                 response = self.replica.request("POST", "/invoke", body)
                 self.assertEqual(response.status, 400)
                 self.assertEqual(response.json()["error"]["field"], field)
@@ -237,6 +250,21 @@ class InvokeTest(unittest.TestCase):
         connection.request("GET", "/healthz")
         self.assertEqual(connection.getresponse().read(), b"ok")
         self.assertIs(connection.sock, sock)
+
+    def test_an_unreadable_body_is_refused_and_the_connection_closed(self):
+        for status, length in ((400, "12x"), (413, str(17 * 1024 * 1024))):
+            with self.subTest(status=status):
+                connection = http.client.HTTPConnection("127.0.0.1", self.replica.port,
+                                                        timeout=10)
+                self.addCleanup(connection.close)
+                connection.putrequest("POST", "/invoke")
+                connection.putheader("Content-Length", length)
+                connection.endheaders()
+                response = connection.getresponse()
+                response.read()
+                self.assertEqual(response.status, status)
+                self.assertEqual(response.headers["Connection"], "close")
+                self.assertTrue(response.will_close)
 
     def test_chunked_request_body(self):
         connection = http.client.HTTPConnection("127.0.0.1", self.replica.port, timeout=10)

@@ -63,6 +63,20 @@ const behaviours = {
     for await (const line of data) parts.push(line, newline);
     return Buffer.concat(parts);
   },
+  steps: async (data, ctx) => {
+    const out = [];
+    for (const [name, size] of ctx.args.steps) {
+      if (name === 'read') {
+        out.push((await data.read(size ?? -1)).toString());
+      } else if (name === 'line') {
+        const { value, done } = await data.lines().next();
+        out.push(done ? null : value.toString());
+      } else {
+        out.push(data.tell());
+      }
+    }
+    return out;
+  },
   'binary-result': async (data, ctx) => {
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     return Buffer.concat(Array(Number(ctx.args.repeat ?? 1)).fill(all));

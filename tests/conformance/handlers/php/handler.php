@@ -77,6 +77,20 @@ function lines(Data $data): string
     return implode('', $out);
 }
 
+/** @return list<string|int|null> */
+function steps(Data $data, Context $ctx): array
+{
+    $out = [];
+    foreach ($ctx->args->steps as $step) {
+        $out[] = match ($step[0]) {
+            'read' => $data->read($step[1] ?? null),
+            'line' => $data->lines()->current(),
+            default => $data->tell(),
+        };
+    }
+    return $out;
+}
+
 function binaryResult(Context $ctx): string
 {
     $all = '';
@@ -118,6 +132,7 @@ function handle(Data $data, Context $ctx): mixed
         'read-all' => $data->read(),
         'read-pieces' => readPieces($data, $ctx),
         'lines' => lines($data),
+        'steps' => steps($data, $ctx),
         'binary-result' => binaryResult($ctx),
         'binary-echo' => base64_decode($args->base64, true),
         'text-result' => $args->text,

@@ -51,6 +51,20 @@ def lines(data, ctx):
     return b"".join(line + b"\n" for line in data)
 
 
+def steps(data, ctx):
+    """Runs args["steps"] on one chunk of UTF-8 text: ["read", size] (size absent: the rest),
+    ["line"] (one line from a new iteration, then left; null when none is left), ["tell"]."""
+    out = []
+    for step in ctx.args["steps"]:
+        if step[0] == "read":
+            out.append(data.read(*step[1:]).decode())
+        elif step[0] == "line":
+            out.append(next((line.decode() for line in data), None))
+        else:
+            out.append(data.tell())
+    return out
+
+
 def binary_result(data, ctx):
     return bytes(range(256)) * int(ctx.args.get("repeat", 1))
 
@@ -96,6 +110,7 @@ BEHAVIOURS = {
     "read-all": lambda data, ctx: data.read(),
     "read-pieces": read_pieces,
     "lines": lines,
+    "steps": steps,
     "binary-result": binary_result,
     "binary-echo": lambda data, ctx: base64.b64decode(ctx.args["base64"]),
     "text-result": lambda data, ctx: ctx.args["text"],
