@@ -36,6 +36,8 @@ struct Controller::Entry {
   std::vector<Endpoint> endpoints;
   // The autoscaler's latest decision, while it decides the replica count.
   std::optional<Decision> autoscaled;
+  // The replica count last handed to the deployer (-1: none yet).
+  int applied_replicas = -1;
   // The phase this entry is counted under in eofaas_functions.
   DeployPhase counted_phase = DeployPhase::DEPLOY_PHASE_UNSPECIFIED;
   bool deleting = false;
@@ -192,12 +194,27 @@ absl::Status Controller::Start() {
       FunctionOf(*entry).mutable_status()->set_build_phase(entry->build.phase());
       StartBuild(*entry);
     }
-    if (entry->record.has_deployed()) Deploy(*entry);
+    if (entry->record.has_deployed()) {
+      ResumeAtZero(*entry);
+      Deploy(*entry);
+    }
     Refresh(*entry);
     (void)Commit(*entry);
   }
   ticker_ = std::thread([this] { TickLoop(); });
   return absl::OkStatus();
+}
+
+void Controller::ResumeAtZero(Entry& entry) {
+  const Function& function = FunctionOf(entry);
+  const auto& status = function.status();
+  if (!Autoscales(function) || function.scaling().min_replicas() != 0 ||
+      status.desired_replicas() != 0 ||
+      status.observed_generation() != entry.record.deployed().generation()) {
+    return;
+  }
+  autoscaler_->ResumeAtZero(function.name());
+  entry.autoscaled = Decision{.desired_replicas = 0, .reason = "at zero before the restart"};
 }
 
 void Controller::Shutdown() {
@@ -598,6 +615,8 @@ void Controller::Deploy(Entry& entry) {
     }
     if (auto status = deployer_.Apply(spec); !status.ok()) {
       entry.deploy_failure = absl::StrCat("cannot deploy: ", status.message());
+    } else {
+      entry.applied_replicas = spec.replicas;
     }
   }
 }
@@ -664,12 +683,13 @@ void Controller::Autoscale(Entry& entry) {
     return;
   }
   metrics_.Autoscaled(function.name(), decision->desired_replicas, decision->stable_concurrency);
-  const int before = DesiredReplicas(entry);
   entry.autoscaled = *std::move(decision);
-  const int after = DesiredReplicas(entry);
-  if (after != before) {
-    common::LogInfo("function ", function.name(), ": autoscaler: ", before, " -> ", after,
-                    " replicas (", entry.autoscaled->reason, ")");
+  // Compared with what was applied, not with the previous decision: the count also changes
+  // without one, as when a rollout ends and its new generation no longer needs a replica.
+  const int desired = DesiredReplicas(entry);
+  if (desired != entry.applied_replicas) {
+    common::LogInfo("function ", function.name(), ": autoscaler: ", entry.applied_replicas, " -> ",
+                    desired, " replicas (", entry.autoscaled->reason, ")");
     Deploy(entry);
   }
 }

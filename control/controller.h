@@ -154,9 +154,12 @@ class Controller {
                             std::vector<std::string> lines, bool done);
   // Hands the deployed revision to the deployer (or records why it cannot be).
   void Deploy(Entry& entry);
-  // Asks the autoscaler for the entry's replica count and deploys it when it changed. Caller
-  // holds mu_.
+  // Asks the autoscaler for the entry's replica count and deploys it when it differs from the
+  // one applied. Caller holds mu_.
   void Autoscale(Entry& entry);
+  // At start-up: a function the store has at zero replicas (it scales to zero, and no rollout
+  // was in progress) stays at zero, rather than waking for a new scale-to-zero grace.
+  void ResumeAtZero(Entry& entry);
   // The function as callers see it: the record's, with the autoscaler's latest decision.
   Function View(const Entry& entry) const;
   void OnObservation(const DeploymentObservation& observation);

@@ -184,6 +184,12 @@ void Autoscaler::Forget(absl::string_view function) {
   if (auto it = functions_.find(function); it != functions_.end()) functions_.erase(it);
 }
 
+void Autoscaler::ResumeAtZero(absl::string_view function) {
+  std::lock_guard lock(mu_);
+  const auto now = clock_.Now();
+  StateFor(function, now).tracked_since = now - options_.scale_to_zero_grace;
+}
+
 Autoscaler::FunctionState& Autoscaler::StateFor(absl::string_view function,
                                                 common::Clock::TimePoint now) {
   auto it = functions_.find(function);

@@ -109,6 +109,10 @@ class Autoscaler {
   /// starts it afresh.
   void Forget(absl::string_view function);
 
+  /// Starts tracking `function` as idle for the whole scale-to-zero grace already: a restarted
+  /// control plane's function that was at zero replicas stays there until it has load.
+  void ResumeAtZero(absl::string_view function);
+
  private:
   struct Source {
     double concurrency = 0;

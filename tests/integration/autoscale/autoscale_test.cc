@@ -44,9 +44,16 @@ eofaas::v1::InvokeRequest Call(const std::string& function, int sleep_ms) {
   return request;
 }
 
+bool AtZero(const eofaas::v1::Function& function) {
+  return function.status().replicas() == 0 && function.status().desired_replicas() == 0;
+}
+
 class AutoscaleTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Restart(); }
+
+  // Starts the control plane on the test's data directory.
+  void Restart() {
     auto plane =
         ControlPlane::Start({.data_dir = dir_ / "control",
                              .flags = {"--data_root=" + kData, "--autoscale_stable_window=3s",
@@ -97,9 +104,7 @@ class AutoscaleTest : public ::testing::Test {
 TEST_F(AutoscaleTest, IdleFunctionScalesToZeroAndItsNextCallWaitsForTheFirstReplica) {
   Deploy(Sleeper("sleeper", 0, 2));
   // Idle for the grace: no replica, and still READY.
-  auto at_zero = plane_->WaitFor("sleeper", [](const eofaas::v1::Function& f) {
-    return f.status().replicas() == 0 && f.status().desired_replicas() == 0;
-  });
+  auto at_zero = plane_->WaitFor("sleeper", AtZero);
   ASSERT_TRUE(at_zero.ok()) << at_zero.status();
   EXPECT_EQ(at_zero->status().deploy_phase(), eofaas::v1::DEPLOY_PHASE_READY);
   EXPECT_EQ(at_zero->status().ready_replicas(), 0);
@@ -126,6 +131,42 @@ TEST_F(AutoscaleTest, IdleFunctionScalesToZeroAndItsNextCallWaitsForTheFirstRepl
       << metrics->body;
   EXPECT_TRUE(absl::StrContains(metrics->body,
                                 R"(eofaas_autoscaler_observed_concurrency{function="sleeper"})"));
+}
+
+// A new generation of a function at zero proves it starts with one replica, then goes back to
+// zero once it serves and is idle.
+TEST_F(AutoscaleTest, AnUpdateAtZeroRollsOutThenScalesBackToZero) {
+  Deploy(Sleeper("updated", 0, 2));
+  ASSERT_TRUE(plane_->WaitFor("updated", AtZero).ok());
+  eofaas::v1::UpdateFunctionRequest update;
+  *update.mutable_function() = Sleeper("updated", 0, 2);
+  (*update.mutable_function()->mutable_files())["handler.py"] += "# generation 2\n";
+  eofaas::v1::UpdateFunctionResponse updated;
+  grpc::Status status = plane_->provision().UpdateFunction(Context().get(), update, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto rolled_out = plane_->WaitFor("updated", [](const eofaas::v1::Function& f) {
+    return f.status().observed_generation() == 2 && AtZero(f);
+  });
+  ASSERT_TRUE(rolled_out.ok()) << rolled_out.status();
+  EXPECT_EQ(rolled_out->status().deploy_phase(), eofaas::v1::DEPLOY_PHASE_READY)
+      << rolled_out->status().message();
+}
+
+// A function the control plane left at zero replicas stays there when it starts again, rather
+// than waking a replica for a new grace.
+TEST_F(AutoscaleTest, AFunctionAtZeroStaysThereAcrossARestart) {
+  Deploy(Sleeper("resting", 0, 2));
+  ASSERT_TRUE(plane_->WaitFor("resting", AtZero).ok());
+  proxy_.reset();
+  ASSERT_EQ(plane_->Stop(), 0) << plane_->Log();
+  Restart();
+  for (int i = 0; i < 15; ++i) {  // 3 s: longer than the grace
+    const eofaas::v1::Function function = Get("resting");
+    ASSERT_TRUE(AtZero(function)) << function.DebugString();
+    ASSERT_EQ(function.status().deploy_phase(), eofaas::v1::DEPLOY_PHASE_READY);
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(ReplicaGroups(plane_->instance()).empty());
 }
 
 TEST_F(AutoscaleTest, LoadRampScalesUpAndBackDownWithoutAFailedCall) {

@@ -282,6 +282,18 @@ TEST_F(AutoscalerTest, GraceCountsFromTheFirstDecisionWithoutSamples) {
   EXPECT_EQ(Decide(1).desired_replicas, 0);
 }
 
+TEST_F(AutoscalerTest, AFunctionResumedAtZeroStaysThereUntilItHasLoad) {
+  scaling_.min_replicas = 0;
+  Start();
+  autoscaler_->ResumeAtZero(kFunction);
+  for (int t = 0; t < 10; ++t) {
+    ASSERT_EQ(Decide(0).desired_replicas, 0) << "t=" << t;
+    clock_.Advance(seconds(1));
+  }
+  Record(1);
+  EXPECT_EQ(Decide(0).desired_replicas, 1);
+}
+
 TEST_F(AutoscalerTest, IdleNeverGoesBelowMinReplicas) {
   Start();
   Tick(1);
