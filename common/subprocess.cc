@@ -144,6 +144,24 @@ absl::StatusOr<pid_t> SpawnWithOutputFd(const SpawnOptions& options, int output_
   return pid;
 }
 
+// The whole file, or empty when it cannot be read. /proc files report size 0: read until EOF.
+std::string ReadWholeFile(const std::string& path) {
+  std::string content;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return content;
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n > 0) {
+      content.append(buffer, n);
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  close(fd);
+  return content;
+}
+
 // True once `pid`, our child, has ended; it is left a zombie (not reaped), so its pid, and with
 // it the id of its process group, cannot be reused yet.
 bool ChildEnded(pid_t pid) {
@@ -188,6 +206,30 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
     return std::nullopt;
   }
   return stat;
+}
+
+std::vector<FoundProcess> FindProcessesWithEnv(absl::string_view entry) {
+  // Whole-entry match: preceded by NUL or the start, followed by NUL.
+  const std::string needle = absl::StrCat(entry, absl::string_view("\0", 1));
+  std::vector<FoundProcess> found;
+  const pid_t self = getpid();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return found;
+  while (dirent* process = readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(atoi(process->d_name));
+    if (pid <= 0 || pid == self) continue;
+    std::string environment = ReadWholeFile(absl::StrCat("/proc/", pid, "/environ"));
+    size_t at = environment.find(needle);
+    while (at != std::string::npos && at != 0 && environment[at - 1] != '\0') {
+      at = environment.find(needle, at + 1);
+    }
+    if (at == std::string::npos) continue;
+    auto stat = ReadProcStat(pid);
+    if (!stat || stat->zombie()) continue;
+    found.push_back({pid, *stat, std::move(environment)});
+  }
+  closedir(proc);
+  return found;
 }
 
 bool ProcessGroupAlive(pid_t pgid, pid_t* live_member) {

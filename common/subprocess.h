@@ -1,5 +1,5 @@
 // Child processes: long-running ones in their own session (replicas), and short commands whose
-// output is collected and which can be cancelled (builds).
+// output is collected and which can be cancelled (builds); and finding them in /proc again.
 #pragma once
 
 #include <sys/types.h>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace eofaas::common {
@@ -44,6 +45,20 @@ struct ProcStat {
 
 /// Reads /proc/<pid>/stat; empty when the process does not exist.
 std::optional<ProcStat> ReadProcStat(pid_t pid);
+
+/// A live process found by FindProcessesWithEnv.
+struct FoundProcess {
+  pid_t pid = 0;
+  ProcStat stat;
+  /// Its environment as /proc/<pid>/environ gives it: "NAME=value\0" each.
+  std::string environment;
+};
+
+/// Scans /proc for the live processes (zombies ignored), this one aside, whose environment holds
+/// exactly the entry `entry` ("NAME=value"). Children inherit the environment, so a process that
+/// spawns its commands with such an entry finds, after a restart, what they and their
+/// descendants left running, whichever process group they are in.
+std::vector<FoundProcess> FindProcessesWithEnv(absl::string_view entry);
 
 /// True while a process of the group `pgid` runs. Zombies do not count (an init that never reaps
 /// would otherwise keep a dead group "alive"); reap your own children anyway so they do not pile

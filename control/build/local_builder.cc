@@ -1,6 +1,7 @@
 #include "control/build/local_builder.h"
 
 #include <openssl/evp.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +18,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/subprocess.h"
 
 namespace eofaas::control {
@@ -33,6 +36,10 @@ constexpr std::string_view kStagingPrefix = ".staging-";
 constexpr size_t kMessageLines = 6;
 // Scratch space of a dependency install, in the bundle root and removed once it ends.
 constexpr std::string_view kScratchDir = ".eofaas-scratch";
+// Set in a build command's environment to the canonical bundles directory. Inherited by the
+// command's descendants, it finds them all after a crash, unlike a parent-death signal, which
+// reaches only the command itself.
+constexpr absl::string_view kStepMarkerName = "EOFAAS_BUILD_BUNDLES_DIR";
 // Environment variables a build command inherits, besides its fixed PATH, HOME and LANG.
 constexpr const char* kPassedEnvironment[] = {"http_proxy", "https_proxy", "no_proxy",
                                               "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"};
@@ -101,13 +108,51 @@ std::vector<std::string> Lines(absl::string_view text) {
   return lines;
 }
 
+// The entry marking the build commands of `bundles_dir`: control planes with different data dirs
+// on one machine have different markers.
+std::string StepMarker(const std::string& bundles_dir) {
+  std::error_code error;
+  const fs::path absolute = fs::absolute(bundles_dir, error);
+  const fs::path canonical = fs::weakly_canonical(absolute, error);
+  return absl::StrCat(kStepMarkerName, "=", (error ? absolute : canonical).string());
+}
+
+// Kills every process group holding a process marked `marker` and returns once none is left (a
+// process forked meanwhile carries the marker too, and the next round finds it), or after 10 s
+// with an error: a process stuck in the kernel does not hold up the control plane for good.
+void KillLeftoverSteps(const std::string& marker) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  for (bool first = true;; first = false) {
+    std::set<pid_t> groups;
+    for (const common::FoundProcess& process : common::FindProcessesWithEnv(marker)) {
+      if (process.stat.pgrp > 0) groups.insert(process.stat.pgrp);
+    }
+    if (groups.empty()) return;
+    if (first) {
+      common::LogWarning("killing the build commands a previous run left running (", groups.size(),
+                         " process groups, ", marker, ")");
+    }
+    if (absl::Now() > give_up) {
+      common::LogError("build commands of a previous run survive SIGKILL (", groups.size(),
+                       " process groups): builds go on beside them");
+      return;
+    }
+    for (pid_t pgid : groups) kill(-pgid, SIGKILL);
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 }  // namespace
 
 LocalBuilder::LocalBuilder(std::string bundles_dir, absl::Duration check_timeout)
-    : bundles_dir_(std::move(bundles_dir)), check_timeout_(check_timeout) {
+    : bundles_dir_(std::move(bundles_dir)),
+      check_timeout_(check_timeout),
+      step_marker_(StepMarker(bundles_dir_)) {
+  // No build runs yet: build commands and staging directories are what a crash left behind. The
+  // commands go first, lest one still writes into a bundle a new build is about to use.
+  KillLeftoverSteps(step_marker_);
   std::error_code error;
   fs::create_directories(bundles_dir_, error);
-  // No build runs yet: staging directories are what a crash left behind.
   for (fs::directory_iterator it(bundles_dir_, error), end; !error && it != end;
        it.increment(error)) {
     if (it->path().filename().string().starts_with(kStagingPrefix)) {
@@ -256,7 +301,7 @@ absl::Status LocalBuilder::RunStep(absl::string_view step, std::vector<std::stri
   common::SpawnOptions options;
   options.argv = std::move(argv);
   options.cwd = bundle.dir;
-  options.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
+  options.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", step_marker_};
   // A dependency install reaches its package index the way the control plane would.
   for (const char* name : kPassedEnvironment) {
     if (const char* value = std::getenv(name)) {

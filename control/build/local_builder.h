@@ -20,7 +20,10 @@ namespace eofaas::control {
 class LocalBuilder final : public Builder {
  public:
   /// `bundles_dir` is created when missing. `check_timeout` bounds each command a build runs (the
-  /// check, the dependency install).
+  /// check, the dependency install). Build commands carry the bundles directory in their
+  /// environment: what a previous builder of the same directory left running (it was killed
+  /// during a build) is killed here, and gone before the constructor returns. So one builder per
+  /// bundles directory at a time; builders of other directories are left alone.
   LocalBuilder(std::string bundles_dir, absl::Duration check_timeout);
 
   absl::StatusOr<Bundle> Render(const eofaas::v1::Function& function, const Template& tmpl,
@@ -45,6 +48,8 @@ class LocalBuilder final : public Builder {
 
   const std::string bundles_dir_;
   const absl::Duration check_timeout_;
+  /// The environment entry that marks every process of this builder's build commands.
+  const std::string step_marker_;
   std::mutex mu_;
   std::condition_variable building_done_;
   /// Artifacts whose build is running.

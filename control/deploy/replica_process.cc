@@ -1,6 +1,5 @@
 #include "control/deploy/replica_process.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -19,24 +17,6 @@
 
 namespace eofaas::control {
 namespace {
-
-// The whole file, or empty when it cannot be read. /proc files report size 0: read until EOF.
-std::string ReadWholeFile(const std::string& path) {
-  std::string content;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return content;
-  char buffer[8192];
-  for (;;) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n > 0) {
-      content.append(buffer, n);
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  close(fd);
-  return content;
-}
 
 // Parses "NAME=value\0NAME=value\0..." (the format of /proc/<pid>/environ).
 std::map<std::string, std::string> ParseEnviron(const std::string& environ) {
@@ -103,7 +83,6 @@ std::vector<std::string> ReplicaEnvironment(const ReplicaIdentity& identity,
 }
 
 std::vector<FoundReplicaGroup> FindReplicaGroups(absl::string_view instance_id) {
-  const std::string marker = absl::StrCat("EOFAAS_INSTANCE=", instance_id);
   // Per pgid: the environment of the leader (or of the first member seen when the leader is
   // gone), and whether the leader is our child.
   struct Group {
@@ -112,27 +91,13 @@ std::vector<FoundReplicaGroup> FindReplicaGroups(absl::string_view instance_id) 
   };
   std::map<pid_t, Group> groups;
   const pid_t self = getpid();
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return {};
-  while (dirent* entry = readdir(proc)) {
-    const pid_t pid = static_cast<pid_t>(atoi(entry->d_name));
-    if (pid <= 0 || pid == self) continue;
-    const std::string environ = ReadWholeFile(absl::StrCat("/proc/", pid, "/environ"));
-    // Whole-entry match: the marker must be followed by NUL and preceded by NUL or the start.
-    const std::string needle = absl::StrCat(marker, absl::string_view("\0", 1));
-    size_t at = environ.find(needle);
-    while (at != std::string::npos && at != 0 && environ[at - 1] != '\0') {
-      at = environ.find(needle, at + 1);
-    }
-    if (at == std::string::npos) continue;
-    auto stat = common::ReadProcStat(pid);
-    if (!stat || stat->zombie()) continue;
-    Group& group = groups[stat->pgrp];
-    const bool leader = pid == stat->pgrp;
-    if (leader) group.our_child = stat->ppid == self;
-    if (leader || group.vars.empty()) group.vars = ParseEnviron(environ);
+  for (const common::FoundProcess& process :
+       common::FindProcessesWithEnv(absl::StrCat("EOFAAS_INSTANCE=", instance_id))) {
+    Group& group = groups[process.stat.pgrp];
+    const bool leader = process.pid == process.stat.pgrp;
+    if (leader) group.our_child = process.stat.ppid == self;
+    if (leader || group.vars.empty()) group.vars = ParseEnviron(process.environment);
   }
-  closedir(proc);
 
   std::vector<FoundReplicaGroup> found;
   for (const auto& [pgid, group] : groups) {

@@ -1,12 +1,16 @@
 // kill -9 of eofaas-control at awkward moments, then a restart on the same data dir: every
 // function converges again with nothing lost or duplicated.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/subprocess.h"
 #include "tests/support/control_plane.h"
 #include "tests/support/temp_dir.h"
 
@@ -15,6 +19,19 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace eofaas::v1;
+
+// The pid written to `path`; 0 until it is there.
+pid_t PidIn(const std::string& path) {
+  pid_t pid = 0;
+  std::ifstream(path) >> pid;
+  return pid;
+}
+
+// A zombie has ended: only the reaping is missing, which is its parent's business (init's here).
+bool Running(pid_t pid) {
+  auto stat = common::ReadProcStat(pid);
+  return stat && !stat->zombie();
+}
 
 class CrashRecoveryTest : public ::testing::Test {
  protected:
@@ -27,9 +44,14 @@ class CrashRecoveryTest : public ::testing::Test {
   }
 
   void Start(bool slow_builds) {
+    StartWith(slow_builds ? SlowBuildTemplates(dir_ / "templates")
+                          : EOFAAS_SOURCE_DIR "/templates");
+  }
+
+  void StartWith(const std::string& templates_dir) {
     plane_.reset();
-    ControlPlaneOptions options{.data_dir = dir_ / "data", .flags = {"--drain_timeout=3s"}};
-    if (slow_builds) options.templates_dir = SlowBuildTemplates(dir_ / "templates");
+    ControlPlaneOptions options{
+        .data_dir = dir_ / "data", .templates_dir = templates_dir, .flags = {"--drain_timeout=3s"}};
     auto plane = ControlPlane::Start(options);
     ASSERT_TRUE(plane.ok()) << plane.status();
     plane_ = std::move(*plane);
@@ -100,6 +122,44 @@ TEST_F(CrashRecoveryTest, KillDuringBuildsThenRestartRunsThemAgain) {
   std::string log = absl::StrJoin(plane_->BuildLog("alpha"), "\n");
   EXPECT_TRUE(absl::StrContains(log, "running it again")) << log;
   EXPECT_TRUE(absl::StrContains(log, "build succeeded")) << log;
+}
+
+TEST_F(CrashRecoveryTest, KillDuringBuildThenRestartKillsItsCommandsBeforeRunningItAgain) {
+  // The first check writes its pid, starts a child that would run for five minutes, writes the
+  // child's pid and waits for it; the check run again after the restart passes at once.
+  const std::string first = dir_ / "first-check";
+  const std::string templates = SlowBuildTemplates(
+      dir_ / "templates", absl::StrCat("if mkdir ", first, " 2>/dev/null; then echo $$ > ", first,
+                                       "/step; sleep 300 & echo $! > ", first, "/child; wait; fi"));
+  StartWith(templates);
+  Create(ExampleFunction("orphaned"));
+  pid_t step = 0;
+  pid_t child = 0;
+  // However the test ends, the first check does not outlive it.
+  absl::Cleanup kill_check = [&step, &child] {
+    for (pid_t pid : {step, child}) {
+      if (pid > 0 && Running(pid)) kill(pid, SIGKILL);
+    }
+  };
+  for (int i = 0; i < 1500 && (step == 0 || child == 0); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    step = PidIn(first + "/step");
+    child = PidIn(first + "/child");
+  }
+  ASSERT_GT(step, 0);
+  ASSERT_GT(child, 0);
+  plane_->Kill();
+  ASSERT_TRUE(Running(child)) << "the check's child ended with the control plane";
+
+  StartWith(templates);
+  // Gone once the restarted control plane serves, so before the build runs again.
+  EXPECT_FALSE(Running(step)) << "the check left by the crash still runs, pid " << step;
+  EXPECT_FALSE(Running(child)) << "the child of that check still runs, pid " << child;
+  auto ready = plane_->WaitReady("orphaned");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->status().build_phase(), BUILD_PHASE_SUCCEEDED);
+  std::string log = absl::StrJoin(plane_->BuildLog("orphaned"), "\n");
+  EXPECT_TRUE(absl::StrContains(log, "running it again")) << log;
 }
 
 TEST_F(CrashRecoveryTest, KillDuringRolloutThenRestartFinishesIt) {

@@ -179,7 +179,7 @@ absl::StatusOr<eofaas::v1::Function> ControlPlane::WaitReady(const std::string& 
   });
 }
 
-std::string SlowBuildTemplates(const std::string& dir) {
+std::string SlowBuildTemplates(const std::string& dir, const std::string& before_check) {
   fs::path slow = fs::path(dir) / "python3";
   fs::create_directories(slow);
   fs::copy(fs::path(EOFAAS_SOURCE_DIR) / "templates/python3/runtime", slow / "runtime",
@@ -187,7 +187,8 @@ std::string SlowBuildTemplates(const std::string& dir) {
   std::string yaml = ReadAll(EOFAAS_SOURCE_DIR "/templates/python3/template.yaml");
   const std::string check = R"(command: ["/usr/bin/python3", "-m", "py_compile"])";
   const std::string slow_check =
-      R"(command: ["/bin/sh", "-c", "sleep 2; exec /usr/bin/python3 -m py_compile \"$@\"", "check"])";
+      absl::StrCat(R"(command: ["/bin/sh", "-c", ")", before_check,
+                   R"(; exec /usr/bin/python3 -m py_compile \"$@\"", "check"])");
   if (size_t at = yaml.find(check); at != std::string::npos)
     yaml.replace(at, check.size(), slow_check);
   std::ofstream(slow / "template.yaml") << yaml;

@@ -73,9 +73,10 @@ class ControlPlane {
   std::unique_ptr<eofaas::v1::Endpoints::Stub> endpoints_;
 };
 
-/// Writes under `dir` a copy of the python3 template whose build check takes two seconds (wide
-/// enough to act inside) and returns the templates directory.
-std::string SlowBuildTemplates(const std::string& dir);
+/// Writes under `dir` a copy of the python3 template whose build check first runs the shell
+/// command `before_check` (by default a two-second sleep, wide enough to act inside) and returns
+/// the templates directory. `before_check` lands in a YAML double-quoted string: no `"` or `\`.
+std::string SlowBuildTemplates(const std::string& dir, const std::string& before_check = "sleep 2");
 
 /// A function of `template_name` made from the source files of examples/<example> (all but
 /// README.md).

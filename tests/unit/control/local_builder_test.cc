@@ -1,12 +1,14 @@
 #include "control/build/local_builder.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -128,6 +130,33 @@ TEST_F(LocalBuilderTest, CancelledBuildStops) {
   EXPECT_EQ(builder_.Build(function_, *bundle, slow, Collect(), cancel_).code(),
             absl::StatusCode::kCancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(LocalBuilderTest, ANewBuilderKillsWhatBuildsOfItsDirectoryLeftRunning) {
+  // The check leaves a process in a session of its own, beyond the kill of the check's group.
+  Template leaving = *python_;
+  const std::string left = dir_ / "left";
+  leaving.check_command = {"/bin/sh", "-c", absl::StrCat("setsid sleep 300 & echo $! > ", left),
+                           "sh"};
+  auto bundle = builder_.Render(function_, leaving, Collect());
+  ASSERT_TRUE(bundle.ok());
+  ASSERT_TRUE(builder_.Build(function_, *bundle, leaving, Collect(), cancel_).ok()) << Log();
+  pid_t pid = 0;
+  std::ifstream(left) >> pid;
+  ASSERT_GT(pid, 0);
+  auto running = [pid] {
+    auto stat = common::ReadProcStat(pid);
+    return stat && !stat->zombie();
+  };
+  absl::Cleanup kill_left = [&] {
+    if (running()) kill(pid, SIGKILL);
+  };
+  ASSERT_TRUE(running());
+
+  LocalBuilder other(dir_ / "other-bundles", absl::Seconds(30));
+  EXPECT_TRUE(running()) << "a builder of another directory killed it";
+  LocalBuilder again(dir_ / "bundles", absl::Seconds(30));
+  EXPECT_FALSE(running()) << "the next builder of its directory left it running";
 }
 
 TEST_F(LocalBuilderTest, LinkedTemplateFilesAreCopiedAtTheirOwnPath) {
