@@ -74,4 +74,8 @@ class Options {
   bool help_requested_ = false;
 };
 
+/// INVALID_ARGUMENT naming `option` unless `address` is host:port (an IPv6 host in brackets)
+/// with a port from 0 (any free one) to 65535.
+absl::Status CheckListenAddress(absl::string_view option, absl::string_view address);
+
 }  // namespace eofaas::common

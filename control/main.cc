@@ -209,6 +209,21 @@ absl::Status Run(int argc, char** argv) {
     }
   }
 
+  for (const auto& [name, value, zero_allowed] :
+       {std::tuple{"build_timeout", flags.build_timeout, false},
+        std::tuple{"progress_deadline", flags.progress_deadline, false},
+        std::tuple{"drain_timeout", flags.drain_timeout, true}}) {
+    if (value < absl::ZeroDuration() || (value == absl::ZeroDuration() && !zero_allowed)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", absl::FormatDuration(value),
+                       zero_allowed ? " is negative" : " is not positive"));
+    }
+  }
+  for (const auto& [name, address] :
+       {std::pair{"listen", flags.listen}, std::pair{"metrics_listen", flags.metrics_listen}}) {
+    if (auto status = common::CheckListenAddress(name, address); !status.ok()) return status;
+  }
+
   std::error_code error;
   fs::create_directories(fs::path(flags.data_dir) / "logs", error);
   if (error) {

@@ -106,6 +106,10 @@ absl::Status Run(int argc, char** argv) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cursor_check_ttl: ", absl::FormatDuration(flags.cursor_check_ttl), " is negative"));
   }
+  for (const auto& [name, address] :
+       {std::pair{"listen", flags.listen}, std::pair{"metrics_listen", flags.metrics_listen}}) {
+    if (auto status = common::CheckListenAddress(name, address); !status.ok()) return status;
+  }
   std::vector<std::string> roots;
   for (const auto& root : flags.data_root) {
     roots.push_back(std::filesystem::absolute(root).string());

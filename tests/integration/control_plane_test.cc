@@ -536,12 +536,19 @@ TEST(ControlPlaneConfigTest, UnknownConfigKeysAndBadFlagsAreRejected) {
   EXPECT_EQ(result->exit_code, 2) << result->output;
   EXPECT_TRUE(absl::StrContains(result->output, "listen_port")) << result->output;
 
-  options.argv = {EOFAAS_CONTROL_BINARY, "--runtime=kubernetes-next-door",
-                  absl::StrCat("--data_dir=", dir / "data")};
-  result = common::Run(options, absl::Seconds(30));
-  ASSERT_TRUE(result.ok());
-  EXPECT_EQ(result->exit_code, 2) << result->output;
-  EXPECT_TRUE(absl::StrContains(result->output, "runtime")) << result->output;
+  for (const auto& [flag, named] : std::vector<std::pair<std::string, std::string>>{
+           {"--runtime=kubernetes-next-door", "runtime: "},
+           {"--listen=127.0.0.1:99999", "listen: "},
+           {"--metrics_listen=127.0.0.1", "metrics_listen: "},
+           {"--build_timeout=0s", "build_timeout: "},
+           {"--progress_deadline=-5s", "progress_deadline: "},
+           {"--drain_timeout=-1s", "drain_timeout: "}}) {
+    options.argv = {EOFAAS_CONTROL_BINARY, flag, absl::StrCat("--data_dir=", dir / "data")};
+    result = common::Run(options, absl::Seconds(30));
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->exit_code, 2) << flag << ": " << result->output;
+    EXPECT_TRUE(absl::StrContains(result->output, named)) << flag << ": " << result->output;
+  }
 }
 
 // A python3 template whose check takes two seconds, so that an update lands mid-build.

@@ -243,5 +243,21 @@ TEST(OptionsRegistrationTest, DuplicateNameFailsParse) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("--name"));
 }
 
+TEST(CheckListenAddressTest, AcceptsHostAndPortUpTo65535) {
+  for (const char* address : {"127.0.0.1:0", "0.0.0.0:65535", "localhost:50051", "[::1]:8080"}) {
+    EXPECT_TRUE(CheckListenAddress("listen", address).ok()) << address;
+  }
+}
+
+TEST(CheckListenAddressTest, NamesTheOptionOfAnythingElse) {
+  for (const char* address :
+       {"127.0.0.1:65536", "127.0.0.1:99999", "127.0.0.1", ":8080", "127.0.0.1:", "127.0.0.1:-1",
+        "127.0.0.1:8o80", "::1:8080", "[]:80", "127.0.0.1:000065535"}) {
+    absl::Status status = CheckListenAddress("metrics_listen", address);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << address;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("metrics_listen: ")) << address;
+  }
+}
+
 }  // namespace
 }  // namespace eofaas::common

@@ -709,6 +709,18 @@ TEST_F(ProxyTest, MapOverAnHttpsObjectTrustsTheCaFile) {
   EXPECT_EQ(SumOfLines(items), CountLines(dir_ / "www/tls.txt"));
 }
 
+// A listen address whose port is out of range stops the proxy at start, rather than letting gRPC
+// listen on the port modulo 65536.
+TEST_F(ProxyTest, AListenPortOutOfRangeStopsTheProxy) {
+  for (const std::string flag : {"--listen=127.0.0.1:99999", "--metrics_listen=127.0.0.1:65536"}) {
+    auto refused = ProxyProcess::Start(
+        {"--endpoints=" + dir_.Write("none.yaml", "functions: {}\n"), flag}, dir_ / "refused.log");
+    ASSERT_FALSE(refused.ok()) << flag;
+    EXPECT_TRUE(absl::StrContains(refused.status().message(), "port from 0 to 65535"))
+        << refused.status();
+  }
+}
+
 // Without --tls_ca_file the same Map is refused before anything is planned: the certificate does
 // not check out against the system's authorities, and asking again would not change that. A
 // --tls_ca_file that cannot be read stops the proxy at start.
