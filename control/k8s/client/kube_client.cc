@@ -285,7 +285,8 @@ absl::StatusOr<boost::json::object> KubeClient::Call(HttpRequest request) {
   return ParseObject(what, *body);
 }
 
-absl::StatusOr<boost::json::object> KubeClient::Apply(const YAML::Node& object) {
+absl::StatusOr<boost::json::object> KubeClient::Apply(const YAML::Node& object,
+                                                      const std::string& field_manager) {
   const YAML::Node metadata =
       object.IsDefined() && object.IsMap() ? object["metadata"] : YAML::Node();
   absl::StatusOr<std::string> path =
@@ -294,7 +295,10 @@ absl::StatusOr<boost::json::object> KubeClient::Apply(const YAML::Node& object) 
   if (!path.ok()) return path.status();
   HttpRequest request;
   request.method = http::verb::patch;
-  request.target = *path + Query({{"fieldManager", options_.field_manager}, {"force", "true"}});
+  request.target =
+      *path +
+      Query({{"fieldManager", field_manager.empty() ? options_.field_manager : field_manager},
+             {"force", "true"}});
   request.content_type = "application/apply-patch+yaml";
   request.body = ToYaml({object});
   return Call(std::move(request));

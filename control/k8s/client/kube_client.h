@@ -103,8 +103,10 @@ class KubeClient {
   /// Server-side apply of `object` (which names its apiVersion, kind, metadata.namespace and
   /// metadata.name): PATCH application/apply-patch+yaml, with fieldManager and force=true, so
   /// the control plane takes over fields another manager set. Creates the object or makes the
-  /// fields it manages what `object` says. Returns the object as the server stored it.
-  absl::StatusOr<boost::json::object> Apply(const YAML::Node& object);
+  /// fields it manages what `object` says. Returns the object as the server stored it. The field
+  /// manager is `field_manager`, or KubeClientOptions::field_manager when that is empty.
+  absl::StatusOr<boost::json::object> Apply(const YAML::Node& object,
+                                            const std::string& field_manager = "");
 
   /// The object at `path` (ObjectPath). NOT_FOUND when there is none.
   absl::StatusOr<boost::json::object> Get(const std::string& path);
@@ -131,6 +133,9 @@ class KubeClient {
   absl::Status Watch(const std::string& path, const Selector& selector,
                      const std::string& resource_version, const WatchCallback& on_event,
                      std::stop_token stop);
+
+  /// The field manager of Apply (KubeClientOptions::field_manager).
+  const std::string& field_manager() const { return options_.field_manager; }
 
   /// The namespace of the configuration (service account or kubeconfig context).
   const std::string& default_namespace() const { return default_namespace_; }

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "control/k8s/names.h"
 #include "control/k8s/parts.h"
+#include "control/k8s/yaml.h"
 
 namespace eofaas::control::k8s {
 namespace {
@@ -37,6 +38,8 @@ constexpr absl::string_view kCrashLoop = "CrashLoopBackOff";
 constexpr int kCrashLogLines = 5;
 // How long the worker sleeps when nothing is due: it is woken for every change anyway.
 constexpr std::chrono::hours kIdle{1};
+// The field manager that keeps a Deployment's spec.replicas while it passes to an HPA.
+constexpr char kReplicasHandover[] = "eofaas-replicas-handover";
 
 // The value at `path` inside `object`, or nullptr.
 const json::value* At(const json::object& object, std::initializer_list<absl::string_view> path) {
@@ -80,6 +83,18 @@ std::vector<const json::object*> ObjectsAt(const json::object& object,
 }
 
 std::string Name(const json::object& object) { return StringAt(object, {"metadata", "name"}); }
+
+// Whether `manager`'s last server-side apply of `deployment` set its spec.replicas, as its
+// metadata.managedFields say.
+bool AppliedReplicas(const json::object& deployment, absl::string_view manager) {
+  for (const json::object* entry : ObjectsAt(deployment, {"metadata", "managedFields"})) {
+    if (StringAt(*entry, {"manager"}) == manager && StringAt(*entry, {"operation"}) == "Apply" &&
+        At(*entry, {"fieldsV1", "f:spec", "f:replicas"}) != nullptr) {
+      return true;
+    }
+  }
+  return false;
+}
 
 // What the deployer keeps of one Deployment of eofaas.
 struct DeploymentView {
@@ -654,6 +669,12 @@ absl::Status KubeDeployer::Execute(Task& task) {
     case Task::Kind::kApply: {
       for (const YAML::Node& object : task.objects) {
         const std::string kind = object["kind"].Scalar();
+        if (kind == "Deployment" && !object["spec"]["replicas"]) {
+          if (absl::Status status = HandOverReplicas(task.name); !status.ok()) {
+            return absl::Status(status.code(), absl::StrCat("handing over spec.replicas of ",
+                                                            task.name, ": ", status.message()));
+          }
+        }
         if (absl::StatusOr<json::object> applied = client_.Apply(object); !applied.ok()) {
           return absl::Status(
               applied.status().code(),
@@ -702,6 +723,30 @@ absl::Status KubeDeployer::Execute(Task& task) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status KubeDeployer::HandOverReplicas(const std::string& deployment) {
+  absl::StatusOr<std::string> path =
+      ObjectPath("apps/v1", "Deployment", options_.namespace_name, deployment);
+  if (!path.ok()) return path.status();
+  // Read now rather than from the informers' view, which may not show our latest apply yet.
+  absl::StatusOr<json::object> live = client_.Get(*path);
+  if (absl::IsNotFound(live.status())) return absl::OkStatus();
+  if (!live.ok()) return live.status();
+  // Only a count that our own apply set is removed when that apply omits it; one the HPA (or
+  // anyone else) has written since is theirs and stays.
+  if (!AppliedReplicas(*live, client_.field_manager())) return absl::OkStatus();
+  YAML::Node handover;
+  handover["apiVersion"] = "apps/v1";
+  handover["kind"] = "Deployment";
+  handover["metadata"]["name"] = String(deployment);
+  handover["metadata"]["namespace"] = String(options_.namespace_name);
+  // A precondition: should the count change before this apply (the HPA's first sync), the apply
+  // conflicts and is made again with the new one, rather than forcing this one back.
+  handover["metadata"]["resourceVersion"] =
+      String(StringAt(*live, {"metadata", "resourceVersion"}));
+  handover["spec"]["replicas"] = IntAt(*live, {"spec", "replicas"}, 1);
+  return client_.Apply(handover, kReplicasHandover).status();
 }
 
 void KubeDeployer::RecordLocked(const Task& task, const absl::Status& status, TimePoint now) {

@@ -88,7 +88,8 @@ class KubeDeployer final : public Deployer {
 
   /// Renders the spec's workload (INVALID_ARGUMENT, from RenderWorkload, for an incomplete or
   /// inconsistent spec), then returns: the worker applies it. The same generation with another
-  /// replica count or bounds re-applies the same Deployment (scaling, to zero too).
+  /// replica count or bounds re-applies the same Deployment (scaling, to zero too); when an HPA
+  /// takes over its count, the Deployment keeps the count it has until the HPA changes it.
   /// FAILED_PRECONDITION once shut down.
   absl::Status Apply(const DeploymentSpec& spec) override;
 
@@ -148,6 +149,12 @@ class KubeDeployer final : public Deployer {
   void UpdateServingLocked(Function& function);
   /// When the worker has to look again although nothing changed: the next retry that is due.
   TimePoint NextRetryLocked(TimePoint now) const;
+  /// Before an apply of `deployment` that leaves spec.replicas to an HPA: when the live
+  /// Deployment's count was set by our own earlier apply, applies that count (and nothing else)
+  /// under the field manager "eofaas-replicas-handover", which then owns it, so that the apply
+  /// omitting it does not reset it to 1 (Kubernetes' "Transferring ownership"); the HPA takes it
+  /// over from there. Nothing when there is no such Deployment or its count is not ours.
+  absl::Status HandOverReplicas(const std::string& deployment);
   /// Paths of the Deployment, Service and HPA named `deployment`, in that order.
   absl::StatusOr<std::vector<std::string>> WorkloadPaths(const std::string& deployment) const;
 

@@ -19,6 +19,7 @@
 #include <boost/json/value.hpp>
 #include <charconv>
 #include <chrono>
+#include <iterator>
 #include <string_view>
 
 #include "absl/strings/escaping.h"
@@ -273,6 +274,166 @@ std::map<std::string, std::string> Fields(const json::object& object) {
   return {{"metadata.name", MetadataString(object, "name")},
           {"metadata.namespace", MetadataString(object, "namespace")}};
 }
+
+// Field ownership of server-side apply (sigs.k8s.io/structured-merge-diff), as far as the control
+// plane relies on it. A field is the path of object keys to a value that is not an object, or to
+// an empty one: arrays count as one atomic value, as lists without merge keys do.
+using FieldPath = std::vector<std::string>;
+using FieldSet = std::set<FieldPath>;
+
+// What the server itself sets, or what names the object: no manager owns it. A status is written
+// through its own subresource, which this server does not tell apart.
+bool Untracked(const FieldPath& path) {
+  if (path.size() == 1) return path[0] == "apiVersion" || path[0] == "kind" || path[0] == "status";
+  constexpr std::string_view kServerMetadata[] = {
+      "name",         "namespace",         "uid",        "resourceVersion",
+      "generation",   "creationTimestamp", "finalizers", "deletionTimestamp",
+      "managedFields"};
+  return path.size() == 2 && path[0] == "metadata" &&
+         std::find(std::begin(kServerMetadata), std::end(kServerMetadata), path[1]) !=
+             std::end(kServerMetadata);
+}
+
+void AddFields(const json::object& object, FieldPath& path, FieldSet& fields) {
+  for (const auto& [key, value] : object) {
+    path.emplace_back(key);
+    if (!Untracked(path)) {
+      if (value.is_object() && !value.get_object().empty()) {
+        AddFields(value.get_object(), path, fields);
+      } else {
+        fields.insert(path);
+      }
+    }
+    path.pop_back();
+  }
+}
+
+// The fields `object` sets.
+FieldSet FieldsOf(const json::object& object) {
+  FieldSet fields;
+  FieldPath path;
+  AddFields(object, path, fields);
+  return fields;
+}
+
+const json::value* ValueAt(const json::object& object, const FieldPath& path) {
+  const json::object* current = &object;
+  const json::value* value = nullptr;
+  for (const std::string& key : path) {
+    if (current == nullptr || (value = current->if_contains(key)) == nullptr) return nullptr;
+    current = value->if_object();
+  }
+  return value;
+}
+
+void SetAt(json::object& object, const FieldPath& path, const json::value& value) {
+  json::object* current = &object;
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    json::value& child = (*current)[path[i]];
+    if (!child.is_object()) child = json::object();
+    current = &child.get_object();
+  }
+  (*current)[path.back()] = value;
+}
+
+// Removes the field at `path` (from `at` on), and the objects that its removal leaves empty.
+void RemoveAt(json::object& object, const FieldPath& path, size_t at = 0) {
+  if (at + 1 == path.size()) {
+    object.erase(path[at]);
+    return;
+  }
+  json::value* child = object.if_contains(path[at]);
+  if (child == nullptr || !child->is_object()) return;
+  RemoveAt(child->get_object(), path, at + 1);
+  if (child->get_object().empty()) object.erase(path[at]);
+}
+
+// One field holds (or is held inside) the other.
+bool Overlaps(const FieldPath& a, const FieldPath& b) {
+  const size_t common = std::min(a.size(), b.size());
+  return std::equal(a.begin(), a.begin() + common, b.begin());
+}
+
+bool Touches(const FieldPath& field, const FieldSet& fields) {
+  return std::any_of(fields.begin(), fields.end(),
+                     [&](const FieldPath& other) { return Overlaps(field, other); });
+}
+
+// The fields among `fields` (of `after`) whose value `after` changes from `before`.
+FieldSet Changed(const json::object& before, const json::object& after, const FieldSet& fields) {
+  FieldSet changed;
+  for (const FieldPath& field : fields) {
+    const json::value* old_value = ValueAt(before, field);
+    if (old_value == nullptr || *old_value != *ValueAt(after, field)) changed.insert(field);
+  }
+  return changed;
+}
+
+// One entry of metadata.managedFields: the fields of a manager's last apply ("Apply"), or those
+// its writes changed ("Update").
+struct Manager {
+  std::string name;
+  std::string operation;
+  FieldSet fields;
+};
+
+void ReadFieldsV1(const json::object& node, FieldPath& path, FieldSet& fields) {
+  for (const auto& [key, child] : node) {
+    const std::string name(key);
+    if (!name.starts_with("f:") || !child.is_object()) continue;
+    path.push_back(name.substr(2));
+    if (child.get_object().empty()) {
+      fields.insert(path);
+    } else {
+      ReadFieldsV1(child.get_object(), path, fields);
+    }
+    path.pop_back();
+  }
+}
+
+std::vector<Manager> Managers(const json::object& object) {
+  std::vector<Manager> managers;
+  const json::value* entries = ValueAt(object, {"metadata", "managedFields"});
+  if (entries == nullptr || !entries->is_array()) return managers;
+  for (const json::value& entry : entries->get_array()) {
+    Manager manager{StringAt(entry.as_object(), "manager"),
+                    StringAt(entry.as_object(), "operation")};
+    FieldPath path;
+    if (const json::value* fields = entry.as_object().if_contains("fieldsV1")) {
+      ReadFieldsV1(fields->as_object(), path, manager.fields);
+    }
+    managers.push_back(std::move(manager));
+  }
+  return managers;
+}
+
+// metadata.managedFields, fields in the FieldsV1 form ({"f:spec": {"f:replicas": {}}}); a manager
+// left with no field has no entry.
+json::array ManagedFields(const std::vector<Manager>& managers, std::string_view api_version) {
+  json::array entries;
+  for (const Manager& manager : managers) {
+    if (manager.fields.empty()) continue;
+    json::object fields;
+    for (const FieldPath& path : manager.fields) {
+      json::object* node = &fields;
+      for (const std::string& key : path) {
+        json::value& child = (*node)["f:" + key];
+        if (!child.is_object()) child = json::object();
+        node = &child.get_object();
+      }
+    }
+    entries.push_back(json::object{{"manager", manager.name},
+                                   {"operation", manager.operation},
+                                   {"apiVersion", api_version},
+                                   {"fieldsType", "FieldsV1"},
+                                   {"fieldsV1", std::move(fields)}});
+  }
+  return entries;
+}
+
+// Who writes what Store writes: the controllers (the HPA's scale, the Deployment controller's
+// status) and, for pods, the kubelet; one name will do.
+constexpr char kStoreManager[] = "kube-controller-manager";
 
 }  // namespace
 
@@ -665,46 +826,64 @@ FakeApiServer::Reply FakeApiServer::Apply(const Target& target, const std::strin
                                               "to the latest version and try again",
                                               target.Qualified(), target.name))};
   }
-  // Without force, fields another manager owns are a conflict (here: any object it applied).
-  if (!created && force != "true") {
-    const json::value* fields = Metadata(existing->second).if_contains("managedFields");
-    if (fields != nullptr && fields->is_array() && !fields->get_array().empty()) {
-      const std::string owner = StringAt(fields->get_array()[0].as_object(), "manager");
-      if (owner != manager) {
+  // The fields whose value the apply changes are taken from the managers that own them; without
+  // force that is a conflict.
+  const json::object old = created ? json::object() : existing->second;
+  std::vector<Manager> managers = Managers(old);
+  const FieldSet fields = FieldsOf(applied);
+  const FieldSet changed = Changed(old, applied, fields);
+  const auto is_applier = [&](const Manager& other) {
+    return other.name == manager && other.operation == "Apply";
+  };
+  for (Manager& other : managers) {
+    if (is_applier(other)) continue;
+    for (const FieldPath& owned : other.fields) {
+      if (force != "true" && Touches(owned, changed)) {
         return {409, StatusObject(409, "Conflict",
                                   absl::StrFormat("Apply failed with 1 conflict: conflict with "
-                                                  "\"%s\": .spec",
-                                                  owner))};
+                                                  "\"%s\": .%s",
+                                                  other.name, absl::StrJoin(owned, ".")))};
       }
     }
+    std::erase_if(other.fields, [&](const FieldPath& owned) { return Touches(owned, changed); });
   }
-  metadata["namespace"] = target.namespace_name;
-  metadata["managedFields"] = json::array{json::object{{"manager", manager},
-                                                       {"operation", "Apply"},
-                                                       {"apiVersion", target.api_version},
-                                                       {"fieldsType", "FieldsV1"}}};
-  if (created) {
-    metadata["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012d", next_uid_++);
-    metadata["creationTimestamp"] = Now();
-    metadata["generation"] = 1;
-  } else {
-    json::object& old = existing->second;
-    json::object& old_metadata = Metadata(old);
-    for (std::string_view key : {"uid", "creationTimestamp", "deletionTimestamp", "finalizers"}) {
-      if (const json::value* value = old_metadata.if_contains(key)) metadata[key] = *value;
+  auto own = std::find_if(managers.begin(), managers.end(), is_applier);
+  if (own == managers.end()) own = managers.insert(own, Manager{manager, "Apply"});
+  FieldSet dropped;
+  std::set_difference(own->fields.begin(), own->fields.end(), fields.begin(), fields.end(),
+                      std::inserter(dropped, dropped.end()));
+  own->fields = fields;
+
+  json::object stored = old;
+  for (const FieldPath& field : fields) SetAt(stored, field, *ValueAt(applied, field));
+  // A field the manager applied before and no longer does goes, unless another manager owns it.
+  for (const FieldPath& field : dropped) {
+    if (std::none_of(managers.begin(), managers.end(),
+                     [&](const Manager& other) { return Touches(field, other.fields); })) {
+      RemoveAt(stored, field);
     }
+  }
+  stored["apiVersion"] = target.api_version;
+  stored["kind"] = target.kind;
+  json::object& stored_metadata = Metadata(stored);
+  stored_metadata["name"] = target.name;
+  stored_metadata["namespace"] = target.namespace_name;
+  stored_metadata["managedFields"] = ManagedFields(managers, target.api_version);
+  if (created) {
+    stored_metadata["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012d", next_uid_++);
+    stored_metadata["creationTimestamp"] = Now();
+    stored_metadata["generation"] = 1;
+  } else {
     const json::value* old_spec = old.if_contains("spec");
-    const json::value* new_spec = applied.if_contains("spec");
+    const json::value* new_spec = stored.if_contains("spec");
     const bool spec_changed =
         (old_spec == nullptr) != (new_spec == nullptr) || (old_spec && *old_spec != *new_spec);
-    const json::value* old_generation = old_metadata.if_contains("generation");
+    const json::value* old_generation = ValueAt(old, {"metadata", "generation"});
     const int64_t generation = old_generation != nullptr ? old_generation->to_number<int64_t>() : 1;
-    metadata["generation"] = generation + (spec_changed ? 1 : 0);
-    if (const json::value* status = old.if_contains("status")) applied["status"] = *status;
-    metadata["resourceVersion"] = old_metadata["resourceVersion"];
-    if (applied == old) return {200, old};  // nothing changed: no new version
+    stored_metadata["generation"] = generation + (spec_changed ? 1 : 0);
+    if (stored == old) return {200, old};  // nothing changed: no new version
   }
-  CommitLocked(path, target.collection, created ? "ADDED" : "MODIFIED", applied);
+  CommitLocked(path, target.collection, created ? "ADDED" : "MODIFIED", stored);
   return {created ? 201 : 200, objects_.at(path)};
 }
 
@@ -728,17 +907,33 @@ void FakeApiServer::Store(const std::string& path, json::object object) {
   metadata["name"] = path.substr(slash + 1);
   metadata["namespace"] = segments[segments.size() - 2];
   const auto existing = objects_.find(path);
+  const json::object old = existing == objects_.end() ? json::object() : existing->second;
   if (existing == objects_.end()) {
     metadata["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012d", next_uid_++);
     metadata["creationTimestamp"] = Now();
     if (!metadata.contains("generation")) metadata["generation"] = 1;
   } else {
-    for (std::string_view key : {"uid", "creationTimestamp", "managedFields"}) {
+    for (std::string_view key : {"uid", "creationTimestamp"}) {
       if (const json::value* value = Metadata(existing->second).if_contains(key)) {
         metadata[key] = *value;
       }
     }
   }
+  // An update (not an apply) takes the fields whose value it changes; a field it removes is no
+  // longer anyone's.
+  std::vector<Manager> managers = Managers(old);
+  const FieldSet changed = Changed(old, object, FieldsOf(object));
+  for (Manager& manager : managers) {
+    std::erase_if(manager.fields, [&](const FieldPath& owned) {
+      return Touches(owned, changed) || ValueAt(object, owned) == nullptr;
+    });
+  }
+  auto writer = std::find_if(managers.begin(), managers.end(), [](const Manager& manager) {
+    return manager.name == kStoreManager && manager.operation == "Update";
+  });
+  if (writer == managers.end()) writer = managers.insert(writer, Manager{kStoreManager, "Update"});
+  writer->fields.insert(changed.begin(), changed.end());
+  metadata["managedFields"] = ManagedFields(managers, StringAt(object, "apiVersion"));
   CommitLocked(path, collection, existing == objects_.end() ? "ADDED" : "MODIFIED",
                std::move(object));
 }

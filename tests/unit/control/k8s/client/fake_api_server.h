@@ -1,10 +1,11 @@
 // A Kubernetes API server for tests: real HTTPS on 127.0.0.1 (Boost.Beast and OpenSSL), objects
 // kept in memory, and the part of the API the control plane's client uses, answered as
-// kube-apiserver answers it: server-side apply, get, delete with propagation policies, paged
-// lists, watches streamed as chunked JSON events with bookmarks and 410 for expired versions,
-// pods' logs as plain text, bearer tokens and client certificates, and Status objects for every
-// error. What the cluster's controllers and kubelets would write (statuses, Pods, EndpointSlices)
-// a test writes with Store and Erase.
+// kube-apiserver answers it: server-side apply (each manager owning the fields it applied, in
+// metadata.managedFields), get, delete with propagation policies, paged lists, watches streamed
+// as chunked JSON events with bookmarks and 410 for expired versions, pods' logs as plain text,
+// bearer tokens and client certificates, and Status objects for every error. What the cluster's
+// controllers and kubelets would write (statuses, Pods, EndpointSlices) a test writes with Store
+// and Erase.
 //
 // One thread accepts, one thread serves each connection (blocking I/O). resourceVersions count
 // one history for all objects, as etcd's revision does.
@@ -71,9 +72,11 @@ class FakeApiServer {
   /// The object at `path` (".../namespaces/<ns>/<resource>/<name>") as stored.
   std::optional<boost::json::object> Object(const std::string& path) const;
   /// Writes `object` at `path` whole, status included, as the cluster's own controllers and
-  /// kubelets do (a Deployment's status, a Pod, an EndpointSlice, a Job's conditions): one
-  /// ADDED or MODIFIED change. Keeps an existing object's uid, creationTimestamp and
-  /// managedFields; its generation is `object`'s own (1 when new and unset).
+  /// kubelets do (a Deployment's status or its scale, a Pod, an EndpointSlice, a Job's
+  /// conditions): one ADDED or MODIFIED change. Keeps an existing object's uid and
+  /// creationTimestamp; its generation is `object`'s own (1 when new and unset). As an update
+  /// (not an apply) by the manager "kube-controller-manager", it takes ownership of the fields
+  /// whose value it changes.
   void Store(const std::string& path, boost::json::object object);
   /// Removes the object at `path` at once, as the garbage collector or a kubelet finally does:
   /// one DELETED change. Nothing when there is none.

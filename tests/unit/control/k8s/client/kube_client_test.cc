@@ -24,6 +24,7 @@
 namespace eofaas::control::k8s {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class KubeClientTest : public ApiServerTest {};
@@ -99,6 +100,53 @@ TEST_F(KubeClientTest, ApplyingAgainUpdatesTheObjectUnderANewVersion) {
   absl::StatusOr<boost::json::object> third = client->Apply(Deployment("echo", 3));
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(Meta(*third, "resourceVersion"), Meta(*second, "resourceVersion"));
+}
+
+// The managers that own spec.replicas, as the object's managedFields say.
+std::vector<std::string> ReplicasOwners(const boost::json::object& object) {
+  std::vector<std::string> owners;
+  for (const boost::json::value& entry : object.at("metadata").at("managedFields").as_array()) {
+    const boost::json::value* spec = entry.at("fieldsV1").as_object().if_contains("f:spec");
+    if (spec != nullptr && spec->as_object().contains("f:replicas")) {
+      owners.emplace_back(entry.at("manager").as_string());
+    }
+  }
+  return owners;
+}
+
+TEST_F(KubeClientTest, AFieldAManagerNoLongerAppliesGoesUnlessAnotherManagerOwnsIt) {
+  StartServer();
+  auto client = Client(Config());
+  ASSERT_TRUE(client->Apply(Deployment("echo", 3)).ok());
+  YAML::Node without_replicas = Deployment("echo", 3);
+  without_replicas["spec"].remove("replicas");
+  absl::StatusOr<boost::json::object> applied = client->Apply(without_replicas);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_FALSE(applied->at("spec").as_object().contains("replicas"));
+  EXPECT_TRUE(applied->at("spec").as_object().contains("template"));
+
+  // Another manager applying the same value shares the field, and keeps it when eofaas drops it.
+  ASSERT_TRUE(client->Apply(Deployment("echo", 3)).ok());
+  applied = client->Apply(YAML::Load(R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo, namespace: fns}
+spec: {replicas: 3}
+)"),
+                          "handover");
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_THAT(ReplicasOwners(*applied), ElementsAre("eofaas", "handover"));
+  applied = client->Apply(without_replicas);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->at("spec").at("replicas"), 3);
+  EXPECT_THAT(ReplicasOwners(*applied), ElementsAre("handover"));
+
+  // An update that changes the value (a controller's) takes the field over.
+  const std::string path = std::string(kDeployments) + "/echo";
+  boost::json::object scaled = *applied;
+  scaled["spec"].as_object()["replicas"] = 5;
+  server_->Store(path, std::move(scaled));
+  EXPECT_THAT(ReplicasOwners(*server_->Object(path)), ElementsAre("kube-controller-manager"));
 }
 
 TEST_F(KubeClientTest, AppliesARenderedWorkload) {

@@ -1,7 +1,7 @@
 // The Kubernetes deployer against the fake API server. The test plays the cluster: the Deployment
-// controller (a Deployment's status), the kubelet (Pods and their container statuses) and the
-// EndpointSlice controller (the ready addresses of a Service), and checks what the deployer
-// applies, deletes and reports.
+// controller (a Deployment's status), the HPA (its replica count), the kubelet (Pods and their
+// container statuses) and the EndpointSlice controller (the ready addresses of a Service), and
+// checks what the deployer applies, deletes and reports.
 #include "control/k8s/runtime/kube_deployer.h"
 
 #include <gtest/gtest.h>
@@ -17,8 +17,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -299,6 +301,18 @@ class KubeDeployerTest : public ApiServerTest {
     return applies;
   }
 
+  /// The applies that handed the spec.replicas of the Deployment at `path` over.
+  int HandOvers(const std::string& path) const {
+    int handovers = 0;
+    for (const RecordedRequest& request : server_->Requests()) {
+      if (request.method == "PATCH" &&
+          request.target.starts_with(path + "?fieldManager=eofaas-replicas-handover&")) {
+        ++handovers;
+      }
+    }
+    return handovers;
+  }
+
   std::unique_ptr<KubeClient> client_;
   Observations observations_;
 };
@@ -502,6 +516,82 @@ TEST_F(KubeDeployerTest, WithTheHpaOptionAClusterAutoscalerScalesBetweenTheBound
   EXPECT_TRUE(Eventually([&] {
     return !Exists(HpaPath(spec.deployment_name)) && SpecReplicas(spec.deployment_name) == 3;
   }));
+}
+
+TEST_F(KubeDeployerTest, WithTheHpaOptionAFixedCountPassesToTheHpaWithoutLosingAReplica) {
+  KubeDeployerOptions options = Options();
+  options.hpa = true;
+  auto deployer = StartDeployer(options);
+  DeploymentSpec spec = Spec(1, 3);
+  spec.min_replicas = spec.max_replicas = 3;
+  RollOut(*deployer, spec, {"10.0.0.1", "10.0.0.2", "10.0.0.3"});
+  const std::string deployment = DeploymentPath(spec.deployment_name);
+
+  // Every spec.replicas the Deployment has from now on (-1: none), with its resourceVersion.
+  std::mutex seen_mutex;
+  std::vector<std::pair<std::string, int>> seen;
+  std::jthread watch([&, name = spec.deployment_name](std::stop_token stop) {
+    (void)client_->Watch(
+        kDeployments, {}, std::to_string(server_->revision()),
+        [&](const WatchEvent& event) {
+          if (Meta(event.object, "name") != name) return;
+          const json::value* replicas = At(event.object, {"spec", "replicas"});
+          std::lock_guard lock(seen_mutex);
+          seen.emplace_back(Meta(event.object, "resourceVersion"),
+                            replicas != nullptr ? replicas->to_number<int>() : -1);
+        },
+        stop);
+  });
+
+  // The user allows up to 6: the applied Deployment leaves spec.replicas to an HPA, which has
+  // not synced yet. Were the count removed, it would fall to the default of 1 until it does.
+  spec.max_replicas = 6;
+  ASSERT_TRUE(deployer->Apply(spec).ok());
+  ASSERT_TRUE(Eventually([&] { return Exists(HpaPath(spec.deployment_name)); }));
+  const std::string version = Meta(*server_->Object(deployment), "resourceVersion");
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(seen_mutex);
+    return !seen.empty() && seen.back().first == version;
+  }));
+  {
+    std::lock_guard lock(seen_mutex);
+    for (const auto& [at, replicas] : seen) {
+      EXPECT_EQ(replicas, 3) << "spec.replicas at resourceVersion " << at;
+    }
+  }
+
+  // Plays the HPA: it scales to 5 and owns the count from then on; a later apply leaves it be.
+  json::object scaled = *server_->Object(deployment);
+  scaled["spec"].as_object()["replicas"] = 5;
+  server_->Store(deployment, std::move(scaled));
+  spec.max_replicas = 8;
+  ASSERT_TRUE(deployer->Apply(spec).ok());
+  ASSERT_TRUE(Eventually([&] {
+    const std::optional<json::object> hpa = server_->Object(HpaPath(spec.deployment_name));
+    return hpa && At(*hpa, {"spec", "maxReplicas"})->to_number<int>() == 8;
+  }));
+  EXPECT_EQ(SpecReplicas(spec.deployment_name), 5);
+  EXPECT_EQ(HandOvers(deployment), 1);
+}
+
+TEST_F(KubeDeployerTest, ARestartedDeployerHandsTheCountOverToTheHpaToo) {
+  KubeDeployerOptions options = Options();
+  options.hpa = true;
+  DeploymentSpec spec = Spec(1, 3);
+  spec.min_replicas = spec.max_replicas = 3;
+  {
+    auto previous = StartDeployer(options);
+    RollOut(*previous, spec, {"10.0.0.1", "10.0.0.2", "10.0.0.3"});
+  }
+  // The new deployer knows nothing of the earlier applies: the Deployment's managedFields tell
+  // that spec.replicas is eofaas's.
+  auto deployer =
+      StartDeployer(options, [](const std::string&, const std::string&) { return true; });
+  spec.max_replicas = 6;
+  ASSERT_TRUE(deployer->Apply(spec).ok());
+  ASSERT_TRUE(Eventually([&] { return Exists(HpaPath(spec.deployment_name)); }));
+  EXPECT_EQ(SpecReplicas(spec.deployment_name), 3);
+  EXPECT_EQ(HandOvers(DeploymentPath(spec.deployment_name)), 1);
 }
 
 TEST_F(KubeDeployerTest, RemoveDeletesInTheForegroundAndReportsOnceThePodsAreGone) {
