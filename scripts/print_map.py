@@ -1,6 +1,11 @@
 """Prints the JSON stream of an eofaas.v1.Invoker/Map call (as buf curl writes it): every item's
-cursor, replica and result, and the sum of the results' "lines"."""
+cursor, replica and result, and the sum of the results' "lines".
 
+Usage: print_map.py [--expect-lines N] < stream
+Exits 1 when an item failed, the stream ended without its done event, or the sum is not N.
+"""
+
+import argparse
 import base64
 import json
 import sys
@@ -19,7 +24,10 @@ def events(text):
 
 
 def main():
-    total = 0
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--expect-lines", type=int)
+    args = parser.parse_args()
+    total, failed, done = 0, 0, False
     for event in events(sys.stdin.read()):
         if "planned" in event:
             planned = event["planned"]
@@ -34,12 +42,21 @@ def main():
                     result = base64.b64decode(item["result"]).decode()
                     total += json.loads(result).get("lines", 0)
                 else:
+                    failed += 1
                     result = json.dumps(item.get("error") or item.get("failure"))
                 index = item.get("index", "0")
-                print(f"  #{index:>2} {name} {span} via {item.get('replica')}: {result}")
+                print(f"  #{index:>2} {name} {span} via {item.get('replica', '-')}: {result}")
         elif "done" in event:
+            done = True
             print(f"done: {json.dumps(event['done'])}")
-    print(f"total lines: {total}")
+    expected = "" if args.expect_lines is None else f" (wc -l: {args.expect_lines})"
+    print(f"total lines: {total}{expected}")
+    if not done:
+        sys.exit("the Map ended without its done event")
+    if failed:
+        sys.exit(f"{failed} items failed")
+    if args.expect_lines is not None and total != args.expect_lines:
+        sys.exit(f"the total is not wc -l's {args.expect_lines}")
 
 
 if __name__ == "__main__":
