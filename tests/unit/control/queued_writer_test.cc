@@ -65,11 +65,11 @@ Watched Watch(std::function<void(Writer&)> feed) {
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
   args.SetMaxReceiveMessageSize(-1);
-  auto stub = eofaas::v1::Endpoints::NewStub(grpc::CreateCustomChannel(
+  auto endpoints = eofaas::v1::Endpoints::NewStub(grpc::CreateCustomChannel(
       "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext context;
   Watched watched;
-  auto reader = stub->WatchEndpoints(&context, {});
+  auto reader = endpoints->WatchEndpoints(&context, {});
   service.fed.get_future().wait();
   for (eofaas::v1::WatchEndpointsResponse change; reader->Read(&change);) {
     watched.functions.push_back(change.functions(0).function());
