@@ -7,8 +7,8 @@ memory is its own (nothing else refers to it), and it keeps no file or connectio
 Copies. For a NONE-framed chunk (rasters, binary records) the array is allocated once,
 uninitialised, at the size of the chunk, and the file or the HTTP response body is read straight
 into it (`readinto`): the bytes are copied once, from the kernel into the array, and never again.
-Only bytes that an earlier `read()` left buffered are copied from that buffer (at most one read
-block). A second copy, from read blocks into the array, happens where the size is not known
+Only bytes that an earlier `read()` or line iteration left buffered are copied from that buffer
+(at most one read block). A second copy, from read blocks into the array, happens where the size is not known
 before reading: LINES framing, and a NONE chunk without a length over a chunked HTTP response or
 a non-regular file.
 Not memory-mapped on purpose: a mapped file truncated while a handler reads it would kill the
@@ -90,6 +90,8 @@ class Data(eofaas_reader.Data):
         want = remaining  # bytes to read from the object now; None: to its end
         if limit is not None:
             want = limit - len(head) if want is None else min(want, limit - len(head))
+        if want == 0 and self._blocks is None:
+            self._next_block()  # opened all the same: a missing or changed object is an error
         self.close()  # the base reader's stream, if it opened one: replaced by ours
         if want == 0:
             array, filled = _join(numpy, [head], len(head)), 0

@@ -225,17 +225,25 @@ class Data:
         is consumed when it is yielded: read(), tell() or another iteration go on after it."""
         while True:
             buffer, start = self._buffer, self._start
-            last = buffer.rfind(b"\n", start)
-            if last < 0:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
                 if self._buffer_line():
                     continue
                 rest = self._take_buffer()  # the chunk ends without a "\n"
                 if rest:
                     yield rest
                 return
-            # The buffer's whole lines are split at once (split runs in C) and handed out one by
-            # one, each consumed as it goes; a read() or another iteration in between moves
-            # _start, and the lines left are then found again from there.
+            # One line at first: a handler that takes a line at a time (next(iter(data))), or
+            # reads between lines, pays for the lines it takes.
+            self._start = newline + 1
+            yield buffer[start:newline]
+            # Resumed where it left off: the buffer's other whole lines are split at once (split
+            # runs in C) and handed out one by one, each consumed as it goes. A read() or another
+            # iteration in between moves _start, and the next line is found again from there.
+            start = newline + 1
+            last = buffer.rfind(b"\n", start)
+            if self._start != start or self._buffer is not buffer or last < start:
+                continue
             for line in buffer[start:last].split(b"\n"):
                 if self._start != start or self._buffer is not buffer:
                     break

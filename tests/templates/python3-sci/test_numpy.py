@@ -126,6 +126,13 @@ class NoneFramingTest(FileTest):
         with self.assertRaises(FileNotFoundError):
             self.numpy(Cursor("file:///nonexistent/eofaas/b04.f32", 0, None, "NONE"))
 
+    def test_a_zero_length_chunk_still_checks_its_object(self):
+        # Nothing is read, but a missing or changed object is an error, as read() makes it.
+        with self.assertRaises(FileNotFoundError):
+            self.numpy(Cursor("file:///nonexistent/eofaas/b04.f32", 0, 0, "NONE"))
+        with self.assertRaises(eofaas_reader.ObjectChangedError):
+            self.numpy(Cursor(self.uri, 0, 0, "NONE", etag='"0:1"'))
+
 
 class LinesFramingTest(FileTest):
     def test_lines_framing_reads_the_owned_lines(self):
