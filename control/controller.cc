@@ -36,7 +36,7 @@ struct Controller::Entry {
   std::vector<Endpoint> endpoints;
   // The autoscaler's latest decision, while it decides the replica count.
   std::optional<Decision> autoscaled;
-  // The replica count last handed to the deployer (-1: none yet).
+  // The replica count Deploy last asked for, whether or not it could be applied (-1: none yet).
   int applied_replicas = -1;
   // The phase this entry is counted under in eofaas_functions.
   DeployPhase counted_phase = DeployPhase::DEPLOY_PHASE_UNSPECIFIED;
@@ -412,7 +412,8 @@ absl::StatusOr<Function> Controller::Delete(const std::string& name) {
   }
   if (!IsTerminal(entry->build.phase())) {
     CancelBuild(*entry, "function deleted");
-    Settle(*entry);
+    Refresh(*entry);
+    (void)Commit(*entry);
   }
   deployer_.Remove(name);
   return FunctionOf(*entry);
@@ -591,6 +592,9 @@ void Controller::Deploy(Entry& entry) {
   const Function& function = FunctionOf(entry);
   const Template* tmpl = templates_.Find(revision.template_());
   entry.deploy_failure.clear();
+  // A count that cannot be applied is not asked for again at every tick: the failure is in the
+  // status, and the next change of count or revision tries again.
+  entry.applied_replicas = DesiredReplicas(entry);
   if (tmpl == nullptr) {
     entry.deploy_failure = absl::StrCat("template \"", revision.template_(), "\" no longer exists");
   } else {
@@ -615,8 +619,6 @@ void Controller::Deploy(Entry& entry) {
     }
     if (auto status = deployer_.Apply(spec); !status.ok()) {
       entry.deploy_failure = absl::StrCat("cannot deploy: ", status.message());
-    } else {
-      entry.applied_replicas = spec.replicas;
     }
   }
 }

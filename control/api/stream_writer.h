@@ -43,8 +43,8 @@ class QueuedWriter final : public grpc::ServerWriteReactor<Response> {
         closing_ = true;
         status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                "the client reads too slowly: stream ended");
-        // The front is being written once writing began: gRPC holds it until OnWriteDone.
-        const size_t kept = started_ && writing_ ? std::min<size_t>(queue_.size(), 1) : 0;
+        // Once started, the front is being written: gRPC holds it until OnWriteDone.
+        const size_t kept = std::min<size_t>(queue_.size(), 1);
         queue_.erase(queue_.begin() + kept, queue_.end());
         initial_ = std::min(initial_, kept);
       } else {

@@ -118,8 +118,9 @@ std::string StepMarker(const std::string& bundles_dir) {
 }
 
 // Kills every process group holding a process marked `marker` and returns once none is left (a
-// process forked meanwhile carries the marker too, and the next round finds it), or after 10 s
-// with an error: a process stuck in the kernel does not hold up the control plane for good.
+// process forked meanwhile carries the marker too, and the next round finds it). After 10 s it
+// logs an error and returns all the same: a process stuck in the kernel does not hold up the
+// control plane for good.
 void KillLeftoverSteps(const std::string& marker) {
   const absl::Time give_up = absl::Now() + absl::Seconds(10);
   for (bool first = true;; first = false) {

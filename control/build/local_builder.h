@@ -22,8 +22,9 @@ class LocalBuilder final : public Builder {
   /// `bundles_dir` is created when missing. `check_timeout` bounds each command a build runs (the
   /// check, the dependency install). Build commands carry the bundles directory in their
   /// environment: what a previous builder of the same directory left running (it was killed
-  /// during a build) is killed here, and gone before the constructor returns. So one builder per
-  /// bundles directory at a time; builders of other directories are left alone.
+  /// during a build) is killed here, and gone before the constructor returns (unless it outlives
+  /// SIGKILL for 10 s: that is logged). So one builder per bundles directory at a time; builders
+  /// of other directories are left alone.
   LocalBuilder(std::string bundles_dir, absl::Duration check_timeout);
 
   absl::StatusOr<Bundle> Render(const eofaas::v1::Function& function, const Template& tmpl,

@@ -629,12 +629,25 @@ TEST_F(SlowBuildTest, FollowingABuildEndsWhenTheFunctionIsDeleted) {
                               return f.status().build_phase() == BUILD_PHASE_BUILDING;
                             })
                   .ok());
+  // A watcher hears the build end CANCELLED before the function is gone.
+  auto context = Context(absl::Seconds(60));
+  WatchFunctionRequest request;
+  request.set_name("short-lived");
+  auto reader = plane_->provision().WatchFunction(context.get(), request);
   std::thread deleter([&] {
     absl::SleepFor(absl::Milliseconds(200));
     EXPECT_TRUE(Delete("short-lived").ok());
   });
   std::vector<std::string> lines = plane_->BuildLog("short-lived", 1, true);
   deleter.join();
+  bool cancelled_while_deleting = false;
+  for (WatchFunctionResponse response; reader->Read(&response);) {
+    const auto& status = response.function().status();
+    cancelled_while_deleting |= status.deploy_phase() == DEPLOY_PHASE_DELETING &&
+                                status.build_phase() == BUILD_PHASE_CANCELLED;
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(cancelled_while_deleting);
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines[lines.size() - 2], "cancelled: function deleted") << absl::StrJoin(lines, "\n");
   EXPECT_EQ(lines.back(), "build cancelled") << absl::StrJoin(lines, "\n");

@@ -1,5 +1,7 @@
 // QueuedWriter behind a real gRPC server on loopback: what a watching client receives when the
-// stream is closed, when it begins with a long backlog, and when it falls too far behind.
+// stream is closed, when it begins with a long backlog, and when it falls too far behind. Each
+// test fills the writer inside the RPC's handler, where gRPC holds a write started until the
+// handler returns: the first message written stays in flight while the others are pushed.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -19,11 +21,9 @@ using Writer = QueuedWriter<eofaas::v1::WatchEndpointsResponse>;
 
 constexpr size_t kMaxQueued = 3;
 
-// A change naming `function`, `padding` bytes larger.
-eofaas::v1::WatchEndpointsResponse Change(const std::string& function, size_t padding = 0) {
+eofaas::v1::WatchEndpointsResponse Change(const std::string& function) {
   eofaas::v1::WatchEndpointsResponse change;
   change.add_functions()->set_function(function);
-  if (padding > 0) change.add_removed(std::string(padding, 'x'));
   return change;
 }
 
@@ -52,8 +52,7 @@ struct Watched {
   grpc::Status status;
 };
 
-// Serves `feed` on loopback and reads one whole watch stream once `feed` is done. The client's
-// stream window stays at 64 KiB, so a larger message waits in the server until it is read.
+// Serves `feed` on loopback and reads one whole watch stream once `feed` is done.
 Watched Watch(std::function<void(Writer&)> feed) {
   FedEndpoints service(std::move(feed));
   int port = 0;
@@ -61,12 +60,8 @@ Watched Watch(std::function<void(Writer&)> feed) {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
-  args.SetMaxReceiveMessageSize(-1);
-  auto endpoints = eofaas::v1::Endpoints::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
+  auto endpoints = eofaas::v1::Endpoints::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   Watched watched;
   auto reader = endpoints->WatchEndpoints(&context, {});
@@ -110,8 +105,10 @@ TEST(QueuedWriterTest, TheBacklogBeforeStartIsWrittenWhole) {
 TEST(QueuedWriterTest, AnOverflowDropsWhatIsQueuedAndEndsTheStream) {
   const Watched watched = Watch([](Writer& writer) {
     writer.Start();
-    writer.Push(Change("written", 1 << 20));  // held until the client reads
-    for (const char* function : {"b", "c", "d", "e"}) writer.Push(Change(function));
+    writer.Push(Change("written"));  // in flight until the handler returns
+    for (const char* function : {"b", "c"}) writer.Push(Change(function));
+    writer.Push(Change("d"));  // the fourth message queued: over kMaxQueued
+    writer.Push(Change("e"));  // the stream is closing: ignored
   });
   EXPECT_EQ(watched.functions, (std::vector<std::string>{"written"}));
   EXPECT_EQ(watched.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
