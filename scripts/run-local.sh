@@ -18,7 +18,9 @@ run=.run/local
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0; shift ;;
-    --run-dir) run=$2; shift 2 ;;
+    --run-dir)
+      [ $# -ge 2 ] || { echo "usage: $0 [--no-build] [--run-dir DIR]" >&2; exit 2; }
+      run=$2; shift 2 ;;
     *) echo "usage: $0 [--no-build] [--run-dir DIR]" >&2; exit 2 ;;
   esac
 done
@@ -61,22 +63,34 @@ provision() {
     "http://$addr/eofaas.v1.Provision/$method"
 }
 # The function's state in one line ("PHASE, ready/desired replicas ready (deployment): why"), or
-# GONE when there is no such function.
+# GONE when there is no such function; fails on any other error.
 state() {
-  provision GetFunction '{"name": "linecount"}' 2>/dev/null | /usr/bin/python3 -c '
+  local reply
+  if ! reply=$(provision GetFunction '{"name": "linecount"}' 2>&1); then
+    case "$reply" in
+      *'"not_found"'*) echo GONE; return 0 ;;
+      *) echo "GetFunction: $reply" >&2; return 1 ;;
+    esac
+  fi
+  /usr/bin/python3 -c '
 import json, sys
-status = json.load(sys.stdin)["function"].get("status", {})
+status = json.loads(sys.argv[1])["function"].get("status", {})
 line = "%s, %s/%s replicas ready (%s)" % (
     status.get("deployPhase", "?"), status.get("readyReplicas", 0),
     status.get("desiredReplicas", 0), status.get("deploymentName", "no deployment"))
-print(line + (": " + status["message"] if status.get("message") else ""))' 2>/dev/null ||
-    echo GONE
+print(line + (": " + status["message"] if status.get("message") else ""))' "$reply"
 }
 
 # A run cut short left its function: it goes first, its replicas drained.
-if [ "$(state)" != GONE ]; then
+current=$(state)
+if [ "$current" != GONE ]; then
   provision DeleteFunction '{"name": "linecount"}' >/dev/null
-  for _ in $(seq 600); do [ "$(state)" = GONE ] && break; sleep 0.05; done
+  for _ in $(seq 600); do
+    current=$(state)
+    [ "$current" = GONE ] && break
+    sleep 0.05
+  done
+  [ "$current" = GONE ] || { echo "linecount of an earlier run is not gone: $current" >&2; exit 1; }
 fi
 
 handler=$(base64 -w0 examples/python3-linecount/handler.py)
