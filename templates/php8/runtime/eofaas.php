@@ -101,7 +101,9 @@ final class Context
         if ($this->deadlineMs === null) {
             return null;
         }
-        $elapsedMs = intdiv(hrtime(true) - $this->arrivedNs, 1_000_000);
+        // Whole milliseconds left, rounded down as in the other templates: the time spent is
+        // rounded up.
+        $elapsedMs = intdiv(hrtime(true) - $this->arrivedNs + 999_999, 1_000_000);
         return max(0, $this->deadlineMs - $elapsedMs);
     }
 }
