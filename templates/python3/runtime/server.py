@@ -285,8 +285,10 @@ class ReplicaRequestHandler(BaseHTTPRequestHandler):
             self.server.admission.release_slot()
 
     def _run(self, invocation, arrived):
-        # Per-operation network timeout for the reader: the caller's budget if it gave one.
-        timeout_s = max(1.0, invocation.deadline_ms / 1000.0) if invocation.deadline_ms else 60.0
+        # Per-operation network timeout for the reader: the caller's budget if it gave one, at
+        # most a day (a socket's timeout has a limit: deadline_ms 1e13 overflowed it).
+        timeout_s = (min(max(1.0, invocation.deadline_ms / 1000.0), 86400.0)
+                     if invocation.deadline_ms else 60.0)
         data = eofaas_reader.Data(invocation.cursor, timeout=timeout_s)
         ctx = eofaas.Context(id=invocation.id, args=invocation.args, attempt=invocation.attempt,
                              deadline_ms=invocation.deadline_ms, function=self.server.function_name,

@@ -165,6 +165,14 @@ class InvokeTest(unittest.TestCase):
         self.assertEqual(ctx["deadline_ms"], 5000)
         self.assertTrue(0 < ctx["remaining_ms"] <= 5000, ctx["remaining_ms"])
 
+    def test_a_deadline_far_away_still_reads_over_http(self):
+        server = support.FileServer({"/scenes.csv": self.content})
+        self.addCleanup(server.close)
+        cursor = {"uri": server.url("/scenes.csv"), "offset": 1, "framing": "LINES"}
+        response = self.replica.invoke(cursor=cursor, args={"mode": "lines"},
+                                       deadline_ms=str(10**13))
+        self.assertEqual(response.json(), ["S2B_002,2024-03-02,80.0", "L8_003,2024-03-03,3.1"])
+
     def test_no_deadline_and_no_cursor(self):
         ctx = self.replica.invoke(args={"mode": "ctx"}).json()
         self.assertEqual((ctx["deadline_ms"], ctx["remaining_ms"], ctx["part"]), (None, None, None))
