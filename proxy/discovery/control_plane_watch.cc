@@ -3,6 +3,7 @@
 #include <random>
 
 #include "common/log.h"
+#include "proxy/discovery/control_channel.h"
 
 namespace eofaas::proxy {
 
@@ -27,11 +28,11 @@ void ControlPlaneWatch::Stop() {
 }
 
 void ControlPlaneWatch::Run() {
-  auto channel = grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials());
-  auto stub = eofaas::v1::Endpoints::NewStub(channel);
   std::mt19937_64 random(std::random_device{}());
   absl::Duration backoff = options_.initial_backoff;
   for (;;) {
+    // A new channel for each attempt: it connects at once (see ControlPlaneChannel).
+    auto stub = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
     if (Follow(*stub)) backoff = options_.initial_backoff;
     // Jittered between half and the whole delay, so that many proxies do not reconnect at once.
     const absl::Duration delay = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(random);

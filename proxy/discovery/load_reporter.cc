@@ -3,6 +3,7 @@
 #include <random>
 
 #include "common/log.h"
+#include "proxy/discovery/control_channel.h"
 
 namespace eofaas::proxy {
 
@@ -39,11 +40,11 @@ int LoadReporter::reports() const {
 }
 
 void LoadReporter::Run() {
-  auto channel = grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials());
-  auto stub = eofaas::v1::Endpoints::NewStub(channel);
   std::mt19937_64 random(std::random_device{}());
   absl::Duration backoff = options_.initial_backoff;
   for (;;) {
+    // A new channel for each attempt: it connects at once (see ControlPlaneChannel).
+    auto stub = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
     if (Stream(*stub)) backoff = options_.initial_backoff;
     const absl::Duration delay = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(random);
     backoff = std::min(backoff * 2, options_.max_backoff);

@@ -2,10 +2,16 @@
 // plane's death, and are resynchronised when it is back.
 #include "proxy/discovery/control_plane_watch.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "absl/time/clock.h"
 #include "tests/support/control_plane.h"
@@ -96,6 +102,58 @@ TEST(ControlPlaneWatchTest, FollowsEndpointsAndKeepsThemWhileTheControlPlaneIsAw
       (*restarted)->provision().DeleteFunction(tests::Context().get(), remove, &removed).ok());
   EXPECT_TRUE(Eventually([&] { return sink.functions().count("watched") == 0; }));
   watch.Stop();
+}
+
+// A control plane that is down but for its port: every connection is accepted and closed at
+// once, and counted.
+class ClosingListener {
+ public:
+  ClosingListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{.sin_family = AF_INET, .sin_port = 0};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    listen(fd_, 64);
+    socklen_t length = sizeof(address);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] {
+      for (int client; (client = accept(fd_, nullptr, nullptr)) >= 0;) {
+        ++accepted_;
+        close(client);
+      }
+    });
+  }
+  ~ClosingListener() {
+    shutdown(fd_, SHUT_RDWR);  // ends the accept
+    thread_.join();
+    close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int accepted() const { return accepted_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// The channel tries again within the watch's own backoff (here at most 200 ms), not gRPC's,
+// which waits 1 s, then 1.6 times longer each time (up to 2 min): a control plane that comes back
+// after a long outage is reached within max_backoff.
+TEST(ControlPlaneWatchTest, TriesAgainWithinItsOwnBackoff) {
+  ClosingListener down;
+  RecordingSink sink;
+  ControlPlaneWatch watch({.address = down.address(),
+                           .initial_backoff = absl::Milliseconds(20),
+                           .max_backoff = absl::Milliseconds(200)},
+                          sink, [] {});
+  watch.Start();
+  absl::SleepFor(absl::Seconds(3));
+  watch.Stop();
+  // gRPC's own schedule makes 3 attempts in 3 s; at most 200 ms apart make 15.
+  EXPECT_GE(down.accepted(), 8);
 }
 
 }  // namespace
