@@ -256,16 +256,26 @@ std::string Options::Usage() const {
   return out;
 }
 
-absl::Status CheckListenAddress(absl::string_view option, absl::string_view address) {
+std::optional<int> PortOf(absl::string_view address) {
   const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return std::nullopt;
   const absl::string_view host = address.substr(0, colon);
-  const absl::string_view port = colon == absl::string_view::npos ? "" : address.substr(colon + 1);
-  uint32_t number = 0;
-  const bool host_ok = !host.empty() && (host.front() == '[' ? host.size() > 2 && host.back() == ']'
-                                                             : !absl::StrContains(host, ':'));
+  const absl::string_view port = address.substr(colon + 1);
+  const bool host_ok =
+      !host.empty() && (host.front() == '[' ? host.size() > 2 && host.back() == ']'
+                                            : host.find_first_of("[]:") == absl::string_view::npos);
+  int number = 0;
+  // SimpleAtoi alone would take a sign and spaces.
   if (!host_ok || port.empty() || port.size() > 5 ||
       port.find_first_not_of("0123456789") != absl::string_view::npos ||
       !absl::SimpleAtoi(port, &number) || number > 65535) {
+    return std::nullopt;
+  }
+  return number;
+}
+
+absl::Status CheckListenAddress(absl::string_view option, absl::string_view address) {
+  if (!PortOf(address)) {
     return absl::InvalidArgumentError(
         absl::StrCat(option, ": \"", address, "\" is not host:port with a port from 0 to 65535"));
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -74,8 +75,12 @@ class Options {
   bool help_requested_ = false;
 };
 
-/// INVALID_ARGUMENT naming `option` unless `address` is host:port (an IPv6 host in brackets)
-/// with a port from 0 (any free one) to 65535.
+/// The port of `address` when it is host:port (an IPv6 host in brackets) with a decimal port of
+/// at most five digits, up to 65535; nullopt for anything else.
+std::optional<int> PortOf(absl::string_view address);
+
+/// INVALID_ARGUMENT naming `option` unless `address` is host:port (see PortOf); port 0 listens
+/// on any free one.
 absl::Status CheckListenAddress(absl::string_view option, absl::string_view address);
 
 }  // namespace eofaas::common

@@ -32,8 +32,8 @@ void ControlPlaneWatch::Run() {
   absl::Duration backoff = options_.initial_backoff;
   for (;;) {
     // A new channel for each attempt: it connects at once (see ControlPlaneChannel).
-    auto stub = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
-    if (Follow(*stub)) backoff = options_.initial_backoff;
+    auto endpoints = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
+    if (Follow(*endpoints)) backoff = options_.initial_backoff;
     // Jittered between half and the whole delay, so that many proxies do not reconnect at once.
     const absl::Duration delay = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(random);
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -44,7 +44,7 @@ void ControlPlaneWatch::Run() {
   }
 }
 
-bool ControlPlaneWatch::Follow(eofaas::v1::Endpoints::Stub& stub) {
+bool ControlPlaneWatch::Follow(eofaas::v1::Endpoints::Stub& endpoints) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.stream_deadline));
   {
@@ -52,7 +52,7 @@ bool ControlPlaneWatch::Follow(eofaas::v1::Endpoints::Stub& stub) {
     if (stopping_) return false;
     active_ = &context;
   }
-  auto reader = stub.WatchEndpoints(&context, eofaas::v1::WatchEndpointsRequest());
+  auto reader = endpoints.WatchEndpoints(&context, eofaas::v1::WatchEndpointsRequest());
   eofaas::v1::WatchEndpointsResponse response;
   bool received = false;
   while (reader->Read(&response)) {

@@ -48,7 +48,7 @@ class ControlPlaneWatch {
  private:
   void Run();
   // Reads one stream until it ends; true when at least one message arrived.
-  bool Follow(eofaas::v1::Endpoints::Stub& stub);
+  bool Follow(eofaas::v1::Endpoints::Stub& endpoints);
   void Apply(const eofaas::v1::WatchEndpointsResponse& response);
 
   const ControlPlaneWatchOptions options_;

@@ -44,8 +44,8 @@ void LoadReporter::Run() {
   absl::Duration backoff = options_.initial_backoff;
   for (;;) {
     // A new channel for each attempt: it connects at once (see ControlPlaneChannel).
-    auto stub = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
-    if (Stream(*stub)) backoff = options_.initial_backoff;
+    auto endpoints = eofaas::v1::Endpoints::NewStub(ControlPlaneChannel(options_.address));
+    if (Stream(*endpoints)) backoff = options_.initial_backoff;
     const absl::Duration delay = backoff * std::uniform_real_distribution<double>(0.5, 1.0)(random);
     backoff = std::min(backoff * 2, options_.max_backoff);
     std::unique_lock lock(mu_);
@@ -58,7 +58,7 @@ void LoadReporter::Run() {
   }
 }
 
-bool LoadReporter::Stream(eofaas::v1::Endpoints::Stub& stub) {
+bool LoadReporter::Stream(eofaas::v1::Endpoints::Stub& endpoints) {
   grpc::ClientContext context;
   eofaas::v1::ReportLoadResponse response;
   {
@@ -66,7 +66,7 @@ bool LoadReporter::Stream(eofaas::v1::Endpoints::Stub& stub) {
     if (stopping_) return false;
     active_ = &context;
   }
-  auto writer = stub.ReportLoad(&context, &response);
+  auto writer = endpoints.ReportLoad(&context, &response);
   bool written = false;
   for (;;) {
     eofaas::v1::ReportLoadRequest report;

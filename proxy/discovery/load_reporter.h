@@ -47,7 +47,7 @@ class LoadReporter {
   void Run();
   // Writes reports on one stream until it breaks or the reporter stops; true when one was
   // written.
-  bool Stream(eofaas::v1::Endpoints::Stub& stub);
+  bool Stream(eofaas::v1::Endpoints::Stub& endpoints);
 
   const LoadReporterOptions options_;
   const Dispatcher& dispatcher_;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
+#include "common/options.h"
 
 namespace eofaas::proxy {
 namespace {
@@ -21,20 +22,8 @@ constexpr int kMaxConcurrency = 10000;
 
 // "host:port" or "[ipv6]:port", the port 1-65535.
 bool IsHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  const std::string host = address.substr(0, colon);
-  if (host.front() == '[' ? host.back() != ']' || host.size() < 3
-                          : host.find_first_of("[]:") != std::string::npos) {
-    return false;
-  }
-  const std::string port = address.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  const int number = std::stoi(port);
-  return number >= 1 && number <= 65535;
+  const std::optional<int> port = common::PortOf(address);
+  return port && *port >= 1;
 }
 
 ReplicaInfo ParseReplica(const YAML::Node& node) {
