@@ -26,10 +26,11 @@
 # (connections opened, not counted). The gRPC figures keep that split: the proxy on CPU 1,
 # proxy_bench and the replicas on CPU 0. With fewer than 2 CPUs nothing is pinned. Other load on
 # the machine skews the figures: the rounds spread a slow spell over every row, and their spread
-# shows how quiet the machine was. CPU 0 bounds the proxied rows: it carries wrk (the direct
-# row's rate is what wrk alone reaches) and every request's replica work (the direct row's CPU
-# per request). A server whose CPU per request comes near their sum runs near CPU 0's limit,
-# where a slow spell on CPU 0 costs it more than it costs a slower server.
+# shows how quiet the machine was. CPU 0 bounds the proxied rows: it carries wrk (CPU 0's time
+# per request in the direct row, where wrk is alone there) and every request's replica work (the
+# direct row's CPU per request). Each row prints how busy CPU 0 was, and the "CPU 0 ceiling" line
+# the most any server could get through, next to haproxy's rate. A server near that ceiling runs
+# near CPU 0's limit, where a slow spell on CPU 0 costs it more than it costs a slower server.
 #
 # Targets: HTTP ingress ≥ 1.1× haproxy's requests/s with a p99 no worse than haproxy's; Map
 # ≥ 100,000 cursors/s; proxy RSS ≤ 64 MiB during the 1M-cursor Maps (the highest peak of VmRSS
@@ -246,12 +247,18 @@ cpu_ticks() {
   for pid in "$1" $(pgrep -P "$1"); do cat "/proc/$pid/stat" 2>/dev/null || true; done |
     awk '{ ticks += $14 + $15 } END { print ticks + 0 }'
 }
+# load_ticks: the ticks CPU 0 (wrk and the replicas) was busy, and all its ticks; 0 0 when nothing
+# is pinned.
+load_ticks() {
+  if [ "${#load[@]}" = 0 ]; then echo 0 0; return; fi
+  awk '$1 == "cpu0" { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
 # measure NAME PID URL BODY: one wrk run (after a warm-up in the first round) against the server
 # PID, added to samples[NAME] when every response was a 200; a failed row is reported and
 # measured no more.
 measure() {
   local name=$1 pid=$2 url=$3 body=$4 answer out requests micros errors non_2xx p50_us p99_us
-  local ticks_before cpu_ns
+  local ticks_before busy_before all_before busy_after all_after cpu_ns load_ns busy_percent
   [ "${broken[$name]:-0}" = 0 ] || return 0
   if [ -z "${samples[$name]:-}" ]; then
     answer=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -267,6 +274,7 @@ measure() {
       -s bench/template_bench.lua "$url" >/dev/null
   fi
   ticks_before=$(cpu_ticks "$pid")
+  read -r busy_before all_before < <(load_ticks)
   out=$(EOFAAS_BENCH_BODY=$body "${load[@]}" wrk -t1 -c"$connections" -d"${duration}s" \
     -s bench/template_bench.lua "$url" | grep '^TEMPLATE_BENCH ')
   read -r _ requests micros errors non_2xx p50_us p99_us _ <<<"$out"
@@ -278,13 +286,19 @@ measure() {
     return
   fi
   cpu_ns=$((($(cpu_ticks "$pid") - ticks_before) * 1000000000 / clock_ticks / requests))
-  samples[$name]+="$((requests * 1000000 / micros)) $p50_us $p99_us $cpu_ns"$'\n'
+  read -r busy_after all_after < <(load_ticks)
+  load_ns=$(((busy_after - busy_before) * 1000000000 / clock_ticks / requests))
+  busy_percent=$(((busy_after - busy_before) * 100 /
+    (all_after > all_before ? all_after - all_before : 1)))
+  samples[$name]+="$((requests * 1000000 / micros)) $p50_us $p99_us $cpu_ns"
+  samples[$name]+=" $load_ns $busy_percent"$'\n'
 }
 # middle: the median of the numbers on stdin, one per line.
 middle() {
   sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-# median COLUMN NAME: the median of one column (1 rps, 2 p50, 3 p99, 4 CPU) over NAME's rounds.
+# median COLUMN NAME: the median of one column (1 rps, 2 p50, 3 p99, 4 CPU, 5 CPU 0's time per
+# request, 6 CPU 0's busy percent) over NAME's rounds.
 median() { printf '%s' "${samples[$2]}" | awk -v c="$1" '{ print $c }' | middle; }
 
 names=(direct)
@@ -304,20 +318,33 @@ for _ in $(seq "$rounds"); do
     "$ingress_body"
 done
 [ "$has_http_ingress" = 1 ] || printf '%-14s skipped: proxy has no HTTP ingress\n' eofaas-proxy
-declare -A rps p99 cpu
+declare -A rps p99 cpu load_cpu
 for name in "${names[@]}"; do
   [ "${broken[$name]:-0}" = 0 ] && [ -n "${samples[$name]:-}" ] || continue
   rps[$name]=$(median 1 "$name")
   p99[$name]=$(median 3 "$name")
   cpu[$name]=$(median 4 "$name")
+  load_cpu[$name]=$(median 5 "$name")
   awk -v n="$name" -v r="${rps[$name]}" -v a="$(median 2 "$name")" -v b="${p99[$name]}" \
-    -v c="${cpu[$name]}" \
+    -v c="${cpu[$name]}" -v l="$(median 6 "$name")" \
     -v all="$(printf '%s' "${samples[$name]}" | awk '{ printf "%s%d", (NR > 1 ? " " : ""), $1 }')" \
     'BEGIN { printf "%-14s %10.0f req/s   p50 %5.2f ms   p99 %5.2f ms   CPU %5.2f us/req", n, r,
                a / 1e3, b / 1e3, c / 1e3
+             if (l > 0) printf "   CPU 0 busy %3.0f%%", l
              printf "   (rounds: %s)\n", all }'
 done
 missed=0
+
+# The proxied rows share CPU 0's work per request: wrk's (CPU 0's time in the direct row, where
+# wrk is alone there) and a replica's (the direct row's server CPU). No server, however cheap,
+# gets more through than CPU 0 carries.
+if [ "${load_cpu[direct]:-0}" -gt 0 ] && [ -n "${rps[haproxy]:-}" ]; then
+  awk -v w="${load_cpu[direct]}" -v s="${cpu[direct]}" -v h="${rps[haproxy]}" 'BEGIN {
+    ceiling = 1e9 / (w + s)
+    printf "CPU 0 ceiling  %10.0f req/s through any server (wrk %.2f + replica %.2f us/req):",
+      ceiling, w / 1e3, s / 1e3
+    printf " %.2fx haproxy'"'"'s rate\n", ceiling / h }'
+fi
 
 if [ -n "${rps[eofaas-proxy]:-}" ] && [ -n "${rps[haproxy]:-}" ]; then
   if awk -v p="${rps[eofaas-proxy]}" -v h="${rps[haproxy]}" -v pl="${p99[eofaas-proxy]}" \
