@@ -38,6 +38,7 @@ const reader = require('./reader');
 
 const FUNCTION_ERROR_HEADER = 'X-Eofaas-Function-Error';
 const JSON_TYPE = 'application/json';
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -129,8 +130,11 @@ class Runner {
         headers: { 'Content-Type': JSON_TYPE },
       };
     }
-    // Per-operation network timeout for the reader: the caller's budget if it gave one.
-    const timeoutMs = invocation.deadlineMs ? Math.max(1000, invocation.deadlineMs) : 60000;
+    // Per-operation network timeout for the reader: the caller's budget if it gave one, at most
+    // a day (a timer takes at most 2^31 - 1 ms).
+    const timeoutMs = invocation.deadlineMs
+      ? Math.min(Math.max(1000, invocation.deadlineMs), DAY_MS)
+      : 60000;
     const data = new reader.Data(invocation.cursor, { timeoutMs });
     const ctx = new Context({
       id: invocation.id,

@@ -195,6 +195,19 @@ describe('invoke', () => {
     assert.deepEqual(response.json(), ['S2B_002,2024-03-02,80.0', 'L8_003,2024-03-03,3.1']);
   });
 
+  test('a deadline beyond a timer\'s range reads over http with a capped timeout', async (t) => {
+    const server = await new support.FileServer({ '/scenes.csv': content }).start();
+    t.after(() => server.close());
+    const response = await replica.invoke({
+      cursor: { uri: server.url('/scenes.csv') },
+      args: { mode: 'read' },
+      deadline_ms: '10000000000000', // about 317 years: past the 2^31 - 1 ms a timer takes
+    });
+    assert.equal(response.status, 200);
+    assert.deepEqual(response.body, content);
+    assert.doesNotMatch(replica.stderr(), /TimeoutOverflowWarning/);
+  });
+
   test('context round trip', async () => {
     const args = { mode: 'ctx', threshold: 0.5, bands: ['B04', 'B08'] };
     const response = await replica.invoke({
