@@ -185,7 +185,7 @@ void HttpDispatcher::Call::Send(ReplicaPtr replica) {
   Try();
 }
 
-void HttpDispatcher::Call::Try() {
+void HttpDispatcher::Call::Try(bool reuse) {
   if (cancelled_) {
     return Attempted({Kind::kFail, RetryReason::kConnect, *cancelled_, Balancer::Result::kNeutral});
   }
@@ -196,7 +196,7 @@ void HttpDispatcher::Call::Try() {
                           absl::StrCat("deadline exceeded on the way to replica ", address())),
                       Balancer::Result::kNeutral});
   }
-  connection_ = pool_->TakeIdle(loop_index_, now);
+  if (reuse) connection_ = pool_->TakeIdle(loop_index_);
   if (connection_) return RoundTrip(/*reused=*/true, now);
   Connect();
 }
@@ -245,7 +245,10 @@ void HttpDispatcher::Call::RoundTrip(bool reused, TimePoint now) {
 void HttpDispatcher::Call::OnResponse(HttpResult response) {
   std::shared_ptr<TcpConnection> connection = std::move(connection_);
   if (reused_connection_ && !response.response_started && response.error == HttpError::kClosed) {
-    return Try();  // a keep-alive connection the replica had closed: not an attempt
+    // Most likely a keep-alive connection the replica closed as the request went out: sent again
+    // on a new connection, without counting an attempt. Only once: a replica that takes requests
+    // and closes without an answer must not get this one again on each of its idle connections.
+    return Try(/*reuse=*/false);
   }
   pool_->Return(loop_index_, std::move(connection));
   AttemptOutcome outcome = ClassifyAttempt(response, address());

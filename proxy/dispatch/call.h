@@ -76,8 +76,9 @@ class HttpDispatcher::Call final : public Cancellable, public std::enable_shared
   void OnQueueWake();
   // One attempt on `replica`, which joins tried_ (its last entry is the attempt's replica).
   void Send(ReplicaPtr replica);
-  // Takes a connection to the attempt's replica, idle or new, and sends the request on it.
-  void Try();
+  // Takes a connection to the attempt's replica, idle (unless `reuse` is false) or new, and sends
+  // the request on it.
+  void Try(bool reuse = true);
   void Connect();
   void OnEndpoint(const boost::system::error_code& error,
                   const boost::asio::ip::tcp::endpoint& endpoint);

@@ -1,10 +1,8 @@
 #include "proxy/dispatch/connection_pool.h"
 
-#include <sys/socket.h>
-
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
-#include <cerrno>
 
 #include "absl/strings/numbers.h"
 
@@ -40,34 +38,42 @@ ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loop
 
 ConnectionPool::~ConnectionPool() { Close(); }
 
-std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop,
-                                                        std::chrono::steady_clock::time_point now) {
-  // A connection used a moment ago is not checked: the peer has just answered on it, the check
-  // costs a system call, and the dispatcher sends a request that fails before any response byte
-  // again on a fresh connection anyway. Idle-timeout closes happen to connections idle for long.
-  constexpr auto kCheckAfter = std::chrono::milliseconds(50);
+std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop) {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];
-  while (!idle.empty()) {
-    std::shared_ptr<TcpConnection> connection = std::move(idle.back());
-    idle.pop_back();
-    if (now - connection->last_used() < kCheckAfter || !IdleSocketUnusable(connection->stream())) {
-      return connection;
-    }
-    connection->Abort();
-  }
-  return nullptr;
+  if (idle.empty()) return nullptr;
+  std::shared_ptr<TcpConnection> connection = std::move(idle.back());
+  idle.pop_back();
+  connection->StopWatching();
+  return connection;
 }
 
 void ConnectionPool::Return(size_t loop, std::shared_ptr<TcpConnection> connection) {
   {
     std::lock_guard lock(mu_);
     if (connection->reusable() && !closed_ && idle_[loop].size() < max_idle()) {
+      connection->WatchIdle([pool = weak_from_this(), loop, watched = connection.get()] {
+        if (auto self = pool.lock()) self->Discard(loop, watched);
+      });
       idle_[loop].push_back(std::move(connection));
       return;
     }
   }
   connection->Abort();
+}
+
+void ConnectionPool::Discard(size_t loop, const TcpConnection* connection) {
+  std::shared_ptr<TcpConnection> discarded;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];
+    auto it = std::find_if(idle.begin(), idle.end(),
+                           [&](const auto& kept) { return kept.get() == connection; });
+    if (it == idle.end()) return;  // taken (or the pool closed) meanwhile
+    discarded = std::move(*it);
+    idle.erase(it);
+  }
+  discarded->Abort();
 }
 
 void ConnectionPool::Close() {
@@ -109,14 +115,6 @@ void ConnectionPool::Endpoint(const LoopExecutor& loop, EndpointDone done) {
         }
         std::move(done)(error, endpoint);
       });
-}
-
-bool IdleSocketUnusable(TcpSocket& socket) {
-  if (!socket.is_open()) return true;
-  char byte;
-  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;  // EAGAIN: open and quiet
-  return true;  // 0: the peer closed it; > 0: bytes no request asked for
 }
 
 }  // namespace eofaas::proxy

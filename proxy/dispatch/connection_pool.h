@@ -20,13 +20,14 @@ namespace eofaas::proxy {
 using TcpSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, LoopExecutor>;
 using TcpConnection = HttpClientConnection<TcpSocket>;
 
-/// Thread-safe. A connection belongs to the event loop that opened it and is only handed out to
-/// calls on that loop, so its I/O never crosses threads. Idle connections are handed out most
-/// recently used first (the warmest, and the least likely to have been closed by the peer). The
-/// dispatcher bounds the idle connections of each loop by the replica's concurrency: no more can
-/// be in use at once, and with fewer a busy replica's connections would be closed and opened
-/// again all along.
-class ConnectionPool {
+/// Thread-safe; owned by a std::shared_ptr. A connection belongs to the event loop that opened it
+/// and is only handed out to calls on that loop, so its I/O never crosses threads. Idle
+/// connections are handed out most recently used first (the warmest). Each is watched while idle,
+/// and closed as soon as the replica closes it or sends bytes no request asked for: a connection
+/// handed out never carries a stale answer over to the next request. The dispatcher bounds the
+/// idle connections of each loop by the replica's concurrency: no more can be in use at once, and
+/// with fewer a busy replica's connections would be closed and opened again all along.
+class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
  public:
   /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` idle connections are
   /// kept per loop (values below 1 count as 1), for loops 0 to `loops` - 1.
@@ -44,12 +45,11 @@ class ConnectionPool {
     max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
   }
 
-  /// An idle connection of `loop`, or null. Connections idle for a while before `now` are
-  /// checked first, and dropped here when the peer has closed them.
-  std::shared_ptr<TcpConnection> TakeIdle(size_t loop, std::chrono::steady_clock::time_point now);
+  /// An idle connection of `loop`, or null. Called on `loop`.
+  std::shared_ptr<TcpConnection> TakeIdle(size_t loop);
 
   /// Keeps `connection`, opened on `loop`, for a later request when it is reusable, the pool is
-  /// open and below its bound; closes it otherwise.
+  /// open and below its bound; closes it otherwise. Called on `loop`.
   void Return(size_t loop, std::shared_ptr<TcpConnection> connection);
 
   /// Closes the idle connections, each on its loop; later Returns close theirs too.
@@ -63,6 +63,9 @@ class ConnectionPool {
   void Endpoint(const LoopExecutor& loop, EndpointDone done);
 
  private:
+  // Closes an idle connection of `loop` that became unusable, unless it was taken meanwhile.
+  void Discard(size_t loop, const TcpConnection* connection);
+
   const std::string address_;
   std::atomic<size_t> max_idle_;
   std::mutex mu_;                                                  // guards the members below
@@ -70,9 +73,5 @@ class ConnectionPool {
   std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
   bool closed_ = false;
 };
-
-/// True when the peer of an idle socket has closed it (or sent bytes nobody asked for): such a
-/// connection must not carry a request. One non-blocking recv with MSG_PEEK.
-bool IdleSocketUnusable(TcpSocket& socket);
 
 }  // namespace eofaas::proxy

@@ -21,8 +21,8 @@
 
 #include "absl/functional/any_invocable.h"
 #include "proxy/dispatch/deadline_sweep.h"
-#include "proxy/dispatch/drained_read.h"
 #include "proxy/dispatch/response_parser.h"
+#include "proxy/dispatch/socket_readiness.h"
 
 namespace eofaas::proxy {
 
@@ -95,6 +95,13 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   /// The last round trip ended cleanly and the peer keeps the connection open.
   bool reusable() const { return reusable_; }
 
+  /// While the connection is idle: calls `unusable` on its executor once the peer closes it or
+  /// sends bytes no request asked for, unless StopWatching() comes first. A TCP socket is watched
+  /// without a system call while nothing happens (socket_readiness.h); other streams are not.
+  void WatchIdle(absl::AnyInvocable<void() &&> unusable);
+  /// Ends the watch before a round trip, without calling `unusable`.
+  void StopWatching();
+
   /// When the last round trip ended: an idle connection's age.
   TimePoint last_used() const { return last_used_; }
 
@@ -136,7 +143,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   void StartReading();
   // Reads until the parser holds a whole response: what Beast's http::async_read does, without
   // its layers of composed operations around each read. A TCP socket waits for the response's
-  // first bytes without a read that finds nothing (drained_read.h). The rest of a response is
+  // first bytes without a read that finds nothing (socket_readiness.h). The rest of a response is
   // read at once: there a short read does not prove the socket drained, as the end of the
   // stream (which ends a response without a length, or cuts one short) may have come with the
   // bytes, and it raises no readiness event of its own.
@@ -165,7 +172,30 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   bool reusable_ = false;
   bool timed_out_ = false;
   bool aborted_ = false;
+  bool watching_ = false;  // idle, watched by WatchIdle
 };
+
+template <typename Stream>
+void HttpClientConnection<Stream>::WatchIdle(absl::AnyInvocable<void() &&> unusable) {
+  if constexpr (requires { stream_.native_handle(); }) {
+    watching_ = true;
+    AsyncWaitUnusable(stream_, [self = this->shared_from_this(), unusable = std::move(unusable)](
+                                   const boost::system::error_code& error) mutable {
+      if (error || !self->watching_) return;  // stopped: taken for a request, or closed
+      self->watching_ = false;
+      std::move(unusable)();
+    });
+  }
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::StopWatching() {
+  if constexpr (requires { stream_.native_handle(); }) {
+    if (!std::exchange(watching_, false)) return;
+    boost::system::error_code ignored;
+    stream_.cancel(ignored);  // ends the wait: no other operation is pending on an idle stream
+  }
+}
 
 template <typename Stream>
 void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::string_view body_head,

@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "proxy/dispatch/call_group.h"
-#include "proxy/dispatch/drained_read.h"
+#include "proxy/dispatch/socket_readiness.h"
 #include "proxy/ingress/http_translation.h"
 #include "proxy/ingress/invoke_call.h"
 #include "proxy/ingress/request_parser.h"
@@ -83,7 +83,7 @@ HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
 // closed: its replica slot is not held for an answer nobody reads. Nothing is read meanwhile, so
 // a peek tells the end of the stream from the bytes of a next request. The same peek closes a
 // connection whose client left while a request was awaited (its end of stream may raise no
-// readiness event: drained_read.h), rather than at the idle timeout.
+// readiness event: socket_readiness.h), rather than at the idle timeout.
 class HttpIngress::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(HttpIngress& ingress, Socket socket)

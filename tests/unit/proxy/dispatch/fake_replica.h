@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -29,6 +30,10 @@ struct FakeResponse {
   /// Close the connection after answering, without saying so (a replica that drops idle
   /// keep-alive connections).
   bool close_after = false;
+  /// Close the connection at once, with no answer (a replica that crashes on the request).
+  bool close_instead = false;
+  /// Bytes written on the connection 10 ms after the answer, which no request asked for.
+  std::string stray;
 };
 
 /// Serves on its own thread. Thread-safe accessors.
@@ -89,6 +94,10 @@ class FakeReplica {
         bodies_.push_back(request.body());
       }
       FakeResponse answer = handler_(request.body());
+      if (answer.close_instead) {
+        --concurrent_;
+        co_return;
+      }
       if (answer.delay.count() > 0) {
         boost::asio::steady_timer timer(socket.get_executor(), answer.delay);
         co_await timer.async_wait(as_tuple(use_awaitable));
@@ -101,6 +110,12 @@ class FakeReplica {
       auto [write_error, written] =
           co_await http::async_write(socket, response, as_tuple(use_awaitable));
       if (write_error || answer.close_after) co_return;
+      if (!answer.stray.empty()) {
+        boost::asio::steady_timer timer(socket.get_executor(), std::chrono::milliseconds(10));
+        co_await timer.async_wait(as_tuple(use_awaitable));
+        co_await boost::asio::async_write(socket, boost::asio::buffer(answer.stray),
+                                          as_tuple(use_awaitable));
+      }
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "tests/unit/proxy/dispatch/dispatcher_harness.h"
@@ -434,6 +435,51 @@ TEST(HttpDispatcherTest, ConnectionsTheReplicaClosedAreNotCountedAsFailures) {
   }
   EXPECT_EQ(replica.requests(), 30);
   EXPECT_EQ(harness.Metric("eofaas_proxy_retries_total", {{"reason", "reset"}}), 0);
+}
+
+// Bytes that arrive on an idle connection (here a second answer nobody asked for) make it
+// unusable: the next call, 30 ms later, gets its own answer rather than the stray one.
+TEST(HttpDispatcherTest, AStrayAnswerOnAnIdleConnectionIsNeverTakenForTheNextCall) {
+  std::atomic<int> answered = 0;
+  FakeReplica replica([&](const std::string&) {
+    return FakeResponse{.body = "answer-" + std::to_string(answered++),
+                        .stray = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTALE"};
+  });
+  DispatcherHarness harness({}, 1);
+  harness.dispatcher().Update("f", {{replica.address(), 4, 1}});
+  for (int i = 0; i < 6; ++i) {
+    InvokeOutcome outcome = harness.Invoke("f");
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    EXPECT_EQ(outcome.result, "answer-" + std::to_string(i));
+    std::this_thread::sleep_for(30ms);  // the stray bytes arrive meanwhile
+  }
+  EXPECT_EQ(replica.connections(), 6);
+}
+
+// A request on an idle connection that fails before any answer is sent again on a new
+// connection without counting an attempt, as the replica most likely closed that connection as
+// the request went out. A replica that instead takes the request and closes (it crashed on it)
+// gets it at most twice per attempt, however many idle connections it has.
+TEST(HttpDispatcherTest, AReplicaThatClosesWithoutAnAnswerGetsEachAttemptAtMostTwice) {
+  constexpr int kConcurrency = 8;
+  std::atomic<bool> crashing = false;
+  FakeReplica replica([&](const std::string&) {
+    if (crashing) return FakeResponse{.close_instead = true};
+    return FakeResponse{.body = "ok", .delay = 200ms};
+  });
+  DispatcherHarness harness({}, 1);
+  harness.dispatcher().Update("f", {{replica.address(), kConcurrency, 1}});
+  std::vector<std::future<InvokeOutcome>> warm;  // leaves kConcurrency idle connections
+  for (int i = 0; i < kConcurrency; ++i) {
+    warm.push_back(harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(5s)));
+  }
+  for (auto& call : warm) ASSERT_EQ(call.get().result, "ok");
+  ASSERT_EQ(replica.connections(), kConcurrency);
+  crashing = true;
+  InvokeOutcome outcome = harness.Invoke("f", 5s, 3);
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable) << outcome.status;
+  EXPECT_EQ(outcome.attempts, 3);
+  EXPECT_LE(replica.requests() - kConcurrency, 2 * 3);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "proxy/dispatch/drained_read.h"
+#include "proxy/dispatch/socket_readiness.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -37,11 +37,11 @@ struct Read {
   std::string bytes;
 };
 
-// A connected pair of loopback sockets: `ours` read with AsyncReadDrained, `peer` written
-// synchronously.
-class DrainedReadTest : public ::testing::Test {
+// A connected pair of loopback sockets: `ours` read with AsyncReadDrained or watched with
+// AsyncWaitUnusable, `peer` written synchronously.
+class SocketReadinessTest : public ::testing::Test {
  protected:
-  DrainedReadTest() {
+  SocketReadinessTest() {
     tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     ours_.connect(acceptor.local_endpoint());
     acceptor.accept(peer_);
@@ -66,6 +66,21 @@ class DrainedReadTest : public ::testing::Test {
     return read_.value_or(Read{});
   }
 
+  // Starts watching `ours`; the wait's end lands in `watched_`.
+  void StartWatch() {
+    watched_.reset();
+    AsyncWaitUnusable(ours_, [this](boost::system::error_code error) { watched_ = error; });
+  }
+
+  // Runs the loop until the watch has ended.
+  boost::system::error_code FinishWatch() {
+    EXPECT_TRUE(tests::Eventually([&] {
+      io_.poll();
+      return watched_.has_value();
+    }));
+    return watched_.value_or(asio::error::timed_out);
+  }
+
   void Send(const std::string& bytes) { asio::write(peer_, asio::buffer(bytes)); }
 
   asio::io_context io_;
@@ -75,7 +90,11 @@ class DrainedReadTest : public ::testing::Test {
   tcp::socket peer_{io_};
   std::string buffer_;
   std::optional<Read> read_;
+  std::optional<boost::system::error_code> watched_;
 };
+
+class DrainedReadTest : public SocketReadinessTest {};
+class IdleWatchTest : public SocketReadinessTest {};
 
 TEST_F(DrainedReadTest, ReadsWhatHasArrived) {
   Send("abc");
@@ -170,6 +189,66 @@ TEST_F(DrainedReadTest, AResetIsAnError) {
   peer_.close();  // with a zero linger: a reset
   const Read read = Finish();
   EXPECT_EQ(read.error, asio::error::connection_reset);
+}
+
+TEST_F(IdleWatchTest, WatchingAQuietSocketReadsNothingAndEndsWhenAByteArrives) {
+  StartRead(16);
+  io_.poll();
+  Send("answer");
+  ASSERT_EQ(Finish().bytes, "answer");  // a short read: the socket is drained
+
+  const int before = recv_calls;
+  StartWatch();
+  for (int i = 0; i < 5; ++i) io_.poll();
+  EXPECT_FALSE(watched_.has_value());
+  EXPECT_EQ(recv_calls, before) << "a quiet socket was looked at";
+
+  Send("x");  // no request asked for it
+  EXPECT_FALSE(FinishWatch());
+  EXPECT_EQ(recv_calls, before + 1);
+  StartRead(16);
+  EXPECT_EQ(Finish().bytes, "x") << "the watch took the byte";
+}
+
+TEST_F(IdleWatchTest, EndsWhenThePeerCloses) {
+  StartWatch();
+  io_.poll();
+  peer_.shutdown(tcp::socket::shutdown_send);
+  EXPECT_FALSE(FinishWatch());
+}
+
+TEST_F(IdleWatchTest, EndsWhenThePeerResets) {
+  StartWatch();
+  io_.poll();
+  peer_.set_option(asio::socket_base::linger(true, 0));
+  peer_.close();
+  EXPECT_FALSE(FinishWatch());
+}
+
+TEST_F(IdleWatchTest, SeesBytesThatCameBeforeItStarted) {
+  Send("answer");
+  StartRead(16);
+  ASSERT_EQ(Finish().bytes, "answer");
+  Send("stray");
+  for (int i = 0; i < 5; ++i) io_.poll();  // their readiness event is taken meanwhile
+  StartWatch();
+  EXPECT_FALSE(FinishWatch());
+}
+
+TEST_F(IdleWatchTest, CancelAndCloseEndItAsAborted) {
+  StartWatch();
+  io_.poll();
+  ours_.cancel();
+  EXPECT_EQ(FinishWatch(), asio::error::operation_aborted);
+  // The socket reads as before once the watch is over.
+  StartRead(16);
+  Send("next");
+  EXPECT_EQ(Finish().bytes, "next");
+
+  StartWatch();
+  io_.poll();
+  ours_.close();
+  EXPECT_EQ(FinishWatch(), asio::error::operation_aborted);
 }
 
 TEST(DrainedReadLifetimeTest, AReadStillWaitingWhenTheLoopIsDestroyedReleasesItsHandler) {
