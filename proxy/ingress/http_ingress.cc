@@ -1,6 +1,6 @@
 #include "proxy/ingress/http_ingress.h"
 
-#include <sys/socket.h>
+#include <poll.h>
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -13,7 +13,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <cerrno>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -80,10 +79,10 @@ HttpAnswer ParseFailureAnswer(const RequestParser& parser) {
 //
 // A client that goes away while its call runs (closes or resets the connection, as a client that
 // timed out does) cancels the call at the timer's next wake, as nginx stops a request whose client
-// closed: its replica slot is not held for an answer nobody reads. Nothing is read meanwhile, so
-// a peek tells the end of the stream from the bytes of a next request. The same peek closes a
-// connection whose client left while a request was awaited (its end of stream may raise no
-// readiness event: socket_readiness.h), rather than at the idle timeout.
+// closed: its replica slot is not held for an answer nobody reads. Nothing is read meanwhile;
+// the kernel tells whether the client's stream has ended, behind any bytes it sent (ClientGone).
+// The same check closes a connection whose client left while a request was awaited (its end of
+// stream may raise no readiness event: socket_readiness.h), rather than at the idle timeout.
 class HttpIngress::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(HttpIngress& ingress, Socket socket)
@@ -274,7 +273,10 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
       if (error || self->ended_) return;  // cancelled: re-armed, or the connection ended
       const auto now = SteadyClock::now();
       if (now >= self->deadline_) return self->CloseSocket();  // the pending operation ends
-      if (self->deadline_ == kCalling && self->ClientGone()) self->group_->Cancel();
+      if (self->deadline_ == kCalling && self->ClientGone()) {
+        self->keep_alive_ = false;  // nor is a request it sent after this one run
+        self->group_->Cancel();
+      }
       // A client that closed while its next request was awaited: its end of stream may have
       // come with the last bytes read, and then it raised no readiness event of its own.
       if (self->idle_ && self->ClientGone()) return self->CloseSocket();
@@ -283,12 +285,13 @@ class HttpIngress::Connection : public std::enable_shared_from_this<Connection> 
     });
   }
 
-  // Whether the client closed or reset the connection: a peek finds the end of the stream or an
-  // error, rather than the bytes of a next request or nothing yet.
+  // Whether the client closed or reset the connection, even behind bytes not read yet (a stray
+  // CRLF after a body, or the next request of a client that pipelines): the kernel reports the
+  // end of its stream as POLLRDHUP, as nginx learns it from EPOLLRDHUP.
   bool ClientGone() {
-    char byte;
-    const ssize_t peeked = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return peeked == 0 || (peeked < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    pollfd polled{.fd = socket_.native_handle(), .events = POLLRDHUP, .revents = 0};
+    if (::poll(&polled, 1, 0) < 0) return false;  // interrupted: looked at again next time
+    return (polled.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
   HttpIngress& ingress_;

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tests/integration/proxy/dispatch/replica_processes.h"
@@ -440,22 +441,30 @@ TEST_F(HttpIngressTest, TransportFailuresHaveTheirStatus) {
 
 // A client that closes its connection while its call runs (as one that timed out does) cancels
 // the call: the replica's only slot is free for the next caller long before the answer would come.
+// Also when it sent more before it left, which the proxy has not read: a stray CRLF after the
+// body (RFC 9112 section 2.2), or its next request.
 TEST_F(HttpIngressTest, AClientThatLeavesCancelsItsCall) {
   auto slow = StartFault("slow", {"FAULT_DELAY_MS=30000"});
   ASSERT_NE(slow, nullptr);
   StartProxy({{"slow", {slow->address() + ":1"}}});
-  {
-    Connection leaving(proxy_->http_address());
-    leaving.SendRaw(
-        absl::StrCat("POST /v1/functions/slow:invoke HTTP/1.1\r\nHost: proxy\r\n"
-                     "Content-Type: application/json\r\nContent-Length: ",
-                     InvokeBody(kScene).size(), "\r\n\r\n", InvokeBody(kScene)));
-    ASSERT_TRUE(AwaitFaultRequests(slow->address(), 1));
-    ASSERT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 1"));
-  }  // closed
-  EXPECT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 0"));
-  EXPECT_TRUE(
-      AwaitMetric("eofaas_proxy_invocations_total{function=\"slow\",outcome=\"cancelled\"} 1"));
+  const std::string request = absl::StrCat(
+      "POST /v1/functions/slow:invoke HTTP/1.1\r\nHost: proxy\r\n"
+      "Content-Type: application/json\r\nContent-Length: ",
+      InvokeBody(kScene).size(), "\r\n\r\n", InvokeBody(kScene));
+  const std::vector<std::string> sent_after = {"", "\r\n", request};
+  for (size_t i = 0; i < sent_after.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("sent after the request: ", absl::CEscape(sent_after[i])));
+    {
+      Connection leaving(proxy_->http_address());
+      leaving.SendRaw(request);
+      ASSERT_TRUE(AwaitFaultRequests(slow->address(), static_cast<int>(i) + 1));
+      ASSERT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 1"));
+      if (!sent_after[i].empty()) leaving.SendRaw(sent_after[i]);
+    }  // closed
+    EXPECT_TRUE(AwaitMetric("eofaas_proxy_inflight{function=\"slow\"} 0"));
+    EXPECT_TRUE(AwaitMetric(absl::StrCat(
+        "eofaas_proxy_invocations_total{function=\"slow\",outcome=\"cancelled\"} ", i + 1)));
+  }
 }
 
 // A client that sends its request and its end of stream together (`printf ... | nc` does) is
