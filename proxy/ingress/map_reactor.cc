@@ -231,10 +231,15 @@ void MapReactor::Flush() {
 }
 
 void MapReactor::OnCancel() {
+  // gRPC cancels the call when the client cancels it, and when its deadline passes.
+  const std::optional<SteadyTime> deadline = CallerDeadline(context_);
+  grpc::Status status = deadline && std::chrono::steady_clock::now() >= *deadline
+                            ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded")
+                            : grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
-    StopLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"), actions);
+    StopLocked(std::move(status), actions);
     ProgressLocked(actions);
   }
   Perform(actions);

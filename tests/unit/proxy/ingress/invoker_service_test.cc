@@ -80,9 +80,9 @@ class InvokerServiceTest : public ::testing::Test {
     ingress_ = std::make_unique<Ingress>(
         fake_, *roots, Listers{.file = file_lister_.get(), .http = http}, metrics_, options);
     service_ = std::make_unique<InvokerService>(ingress_->services());
-    auto server =
-        common::GrpcServer::Start({.listen = "127.0.0.1:0", .shutdown_grace = absl::Seconds(1)},
-                                  {{service_.get(), "eofaas.v1.Invoker"}});
+    auto server = common::GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .registry = grpc_registry_, .shutdown_grace = absl::Seconds(1)},
+        {{service_.get(), "eofaas.v1.Invoker"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     // Small flow-control windows, so that the transport buffers little of a stream and the
@@ -163,8 +163,11 @@ class InvokerServiceTest : public ::testing::Test {
     return request;
   }
 
+  // A counter of the ingress's metrics, or of the server's grpc_server_* ones; -1 when absent.
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels) {
-    for (const auto& family : registry_.Collect()) {
+    std::vector<prometheus::MetricFamily> families = registry_.Collect();
+    for (auto& family : grpc_registry_->Collect()) families.push_back(std::move(family));
+    for (const auto& family : families) {
       if (family.name != name) continue;
       for (const auto& metric : family.metric) {
         std::map<std::string, std::string> have;
@@ -178,6 +181,7 @@ class InvokerServiceTest : public ::testing::Test {
   tests::TempDir dir_;
   prometheus::Registry registry_;
   IngressMetrics metrics_{registry_};
+  std::shared_ptr<prometheus::Registry> grpc_registry_ = std::make_shared<prometheus::Registry>();
   tests::FakeDispatcher fake_;
   std::unique_ptr<FileLister> file_lister_;
   std::unique_ptr<Ingress> ingress_;
@@ -618,6 +622,31 @@ TEST_F(InvokerServiceTest, CancelledMapCancelsItsInvocationsAndStops) {
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(fake_.received_count(), 5u);
   EXPECT_EQ(Metric("eofaas_proxy_map_items_total", {{"outcome", "cancelled"}}), 5);
+}
+
+// A Map whose deadline passes ends DEADLINE_EXCEEDED on the server's side too (its metrics), not
+// CANCELLED as one the client cancels.
+TEST_F(InvokerServiceTest, AMapPastItsDeadlineEndsDeadlineExceeded) {
+  Start();
+  MapRequest request = Chunks(File("data.bin", 10), 1);
+  request.set_max_in_flight(2);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 500ms);
+  auto reader = stub_->Map(&context, request);
+  MapResponse event;
+  while (reader->Read(&event)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const std::map<std::string, std::string> map_call = {{"grpc_method", "Map"},
+                                                       {"grpc_service", "eofaas.v1.Invoker"},
+                                                       {"grpc_type", "server_stream"}};
+  auto handled = [&](const std::string& code) {
+    std::map<std::string, std::string> labels = map_call;
+    labels["grpc_code"] = code;
+    return Metric("grpc_server_handled_total", labels);
+  };
+  EXPECT_TRUE(Eventually([&] { return handled("DeadlineExceeded") == 1; }));
+  EXPECT_LE(handled("Canceled"), 0);
 }
 
 TEST_F(InvokerServiceTest, MapItemDeadlines) {
