@@ -6,6 +6,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "common/utf8.h"
+
 namespace eofaas::proxy {
 
 namespace http = boost::beast::http;
@@ -29,7 +31,8 @@ FunctionError ParseFunctionError(std::string_view body, FunctionErrorHeader head
   }
   constexpr size_t kMaxMessage = 4096;
   error.type = "InvalidFunctionError";
-  error.message = std::string(body.substr(0, kMaxMessage));
+  const std::string_view head = body.substr(0, kMaxMessage);
+  error.message = common::ValidUtf8({head.data(), head.size()});  // a JSON and proto3 string
   return error;
 }
 

@@ -162,5 +162,14 @@ TEST(FunctionErrorTest, UnexpectedBodyBecomesTheMessage) {
   EXPECT_FALSE(error.type.empty());
 }
 
+// The message goes into JSON and proto3 strings, which must be UTF-8: bytes that are not become
+// U+FFFD, and a long body is cut to 4096 bytes.
+TEST(FunctionErrorTest, AnUnexpectedBodyThatIsNotUtf8BecomesValidUtf8) {
+  auto error =
+      ParseFunctionError("\xff\xfe<b>" + std::string(10000, 'A'), FunctionErrorHeader::kHandled);
+  EXPECT_EQ(error.message.substr(0, 9), "\xef\xbf\xbd\xef\xbf\xbd<b>");
+  EXPECT_EQ(error.message.size(), 4096u + 4u);  // two bytes became three each
+}
+
 }  // namespace
 }  // namespace eofaas::proxy
