@@ -96,6 +96,7 @@ void RequestParser::Start(HttpRequest& out) {
   has_length_ = false;
   chunked_ = false;
   seen_content_type_ = false;
+  hosts_ = 0;
   close_ = false;
   keep_alive_ = false;
   expect_continue_ = false;
@@ -151,8 +152,11 @@ size_t RequestParser::ParseHead(std::string_view data) {
     }
   }
 
-  // The end of the head: the body's framing (RFC 9112 section 6.3).
-  if (chunked_ && has_length_) {
+  // The end of the head: exactly one Host field in HTTP/1.1 (RFC 9112 section 3.2), then the
+  // body's framing (section 6.3).
+  if (out_->version == 11 && hosts_ != 1) {
+    Fail(State::kBad, hosts_ == 0 ? "Host: missing" : "Host: given more than once");
+  } else if (chunked_ && has_length_) {
     Fail(State::kBad, "Transfer-Encoding: not allowed with Content-Length");
   } else if (chunked_ && out_->version == 10) {
     // An HTTP/1.0 hop may not have known the coding: its framing is faulty (section 6.1).
@@ -236,6 +240,8 @@ bool RequestParser::ParseField(std::string_view line) {
       keep_alive_ = keep_alive_ || EqualsIgnoreCase(option, "keep-alive");
       return true;
     });
+  } else if (EqualsIgnoreCase(name, "Host")) {
+    ++hosts_;
   } else if (EqualsIgnoreCase(name, "Expect")) {
     expect_continue_ = expect_continue_ || EqualsIgnoreCase(value, "100-continue");
   } else if (EqualsIgnoreCase(name, "Content-Type") && !seen_content_type_) {

@@ -27,7 +27,8 @@ struct HttpRequest {
 ///
 /// Strict where leniency lets a request be read two ways (RFC 9112 section 11.2): a field name
 /// followed by white space, folded lines, a bare CR or LF, Content-Length given with
-/// Transfer-Encoding, and differing or malformed lengths are all errors.
+/// Transfer-Encoding, and differing or malformed lengths are all errors, as is an HTTP/1.1
+/// request without exactly one Host field.
 class RequestParser {
  public:
   enum class State {
@@ -76,6 +77,7 @@ class RequestParser {
   bool has_length_ = false;
   bool chunked_ = false;
   bool seen_content_type_ = false;
+  int hosts_ = 0;  // Host fields
   bool close_ = false;
   bool keep_alive_ = false;
   bool expect_continue_ = false;

@@ -35,7 +35,7 @@ TEST(RequestParserTest, ReadsARequestWithALengthAndLeavesThePipelinedNextOne) {
   const std::string first =
       "POST /v1/functions/f:invoke HTTP/1.1\r\nHost: proxy\r\ncontent-type:  application/json "
       "\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
-  const std::string second = "GET /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\n";
+  const std::string second = "GET /x HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n\r\n";
   for (size_t piece : {size_t{1}, size_t{2}, size_t{5}, first.size() + second.size()}) {
     SCOPED_TRACE(piece);
     RequestParser parser(kMaxHead, kMaxBody);
@@ -62,7 +62,7 @@ TEST(RequestParserTest, ReadsARequestWithALengthAndLeavesThePipelinedNextOne) {
 
 TEST(RequestParserTest, DecodesAChunkedBodyWithExtensionsAndTrailers) {
   const std::string text =
-      "\r\n\r\nPOST /f HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+      "\r\n\r\nPOST /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
       "5;name=value\r\nhello\r\n1\r\n \r\nA \r\n0123456789\r\n0\r\nChecksum: 1\r\n\r\nNEXT";
   for (size_t piece : {size_t{1}, size_t{3}, text.size()}) {
     SCOPED_TRACE(piece);
@@ -86,7 +86,7 @@ TEST(RequestParserTest, KeepsTheConnectionAsTheVersionAndConnectionFieldSay) {
     RequestParser parser(kMaxHead, kMaxBody);
     HttpRequest request;
     const std::string field = c.connection.empty() ? "" : "Connection: " + c.connection + "\r\n";
-    ParseInPieces(parser, request, "GET / " + c.version + "\r\n" + field + "\r\n", 100);
+    ParseInPieces(parser, request, "GET / " + c.version + "\r\nHost: h\r\n" + field + "\r\n", 100);
     ASSERT_EQ(parser.state(), State::kDone) << parser.error();
     EXPECT_EQ(request.keep_alive, c.keep_alive) << c.version << " " << c.connection;
     EXPECT_EQ(request.version, c.version == "HTTP/1.0" ? 10u : 11u);
@@ -99,17 +99,19 @@ TEST(RequestParserTest, RefusesWhatCouldBeReadTwoWaysOrExceedsTheLimits) {
     State state;
     std::string error;
   };
-  const std::string post = "POST / HTTP/1.1\r\n";
+  const std::string post = "POST / HTTP/1.1\r\nHost: h\r\n";
   const std::string chunked = post + "Transfer-Encoding: chunked\r\n\r\n";
   const Case cases[] = {
       {"POST /\r\n\r\n", State::kBad, "request line"},
-      {"POST  / HTTP/1.1\r\n\r\n", State::kBad, "target"},
-      {"POST /a b HTTP/1.1\r\n\r\n", State::kBad, "version"},
-      {"P(ST / HTTP/1.1\r\n\r\n", State::kBad, "method"},
+      {"POST  / HTTP/1.1\r\nHost: h\r\n\r\n", State::kBad, "target"},
+      {"POST /a b HTTP/1.1\r\nHost: h\r\n\r\n", State::kBad, "version"},
+      {"P(ST / HTTP/1.1\r\nHost: h\r\n\r\n", State::kBad, "method"},
       {"POST / HTTP/2.0\r\n\r\n", State::kBad, "version"},
       {"POST / HTTP/1.1 \r\n\r\n", State::kBad, "version"},
       {post + "Content-Length : 1\r\n\r\nx", State::kBad, "field without a name"},
       {post + "Host\r\n\r\n", State::kBad, "field without a name"},
+      {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", State::kBad, "Host: missing"},
+      {post + "Host: h\r\n\r\n", State::kBad, "Host: given more than once"},
       {post + "A: b\r\n c\r\n\r\n", State::kBad, "folded"},
       {post + "A: b\nc\r\n\r\n", State::kBad, "does not end with CRLF"},
       {post + "A: b\rc\r\n\r\n", State::kBad, "A: a control character"},
@@ -163,12 +165,15 @@ TEST(RequestParserTest, TellsWhenTheClientWaitsForContinue) {
     bool expects_continue;
   };
   for (const Case& c : {
-           Case{"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", true},
-           Case{"POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+           Case{"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+                true},
+           Case{"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n",
                 true},
            Case{"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", false},
-           Case{"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", false},
-           Case{"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", false},
+           Case{"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+                false},
+           Case{"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", false},
        }) {
     RequestParser parser(kMaxHead, kMaxBody);
     HttpRequest request;
@@ -178,8 +183,9 @@ TEST(RequestParserTest, TellsWhenTheClientWaitsForContinue) {
   // A request whose body came along is whole: nothing to wait for.
   RequestParser parser(kMaxHead, kMaxBody);
   HttpRequest request;
-  ParseInPieces(parser, request,
-                "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", 100);
+  ParseInPieces(
+      parser, request,
+      "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", 100);
   EXPECT_EQ(parser.state(), State::kDone);
   EXPECT_FALSE(request.expects_continue);
 }
@@ -188,9 +194,9 @@ TEST(RequestParserTest, AnUnfinishedRequestNeedsMore) {
   RequestParser parser(kMaxHead, kMaxBody);
   HttpRequest request;
   for (const std::string text :
-       {"POST / HTTP/1.1\r\nContent-Length: 3\r\n",
-        "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"}) {
+       {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"}) {
     ParseInPieces(parser, request, text, 1);
     EXPECT_EQ(parser.state(), State::kNeedMore) << text << parser.error();
   }
