@@ -373,9 +373,32 @@ eofaas::v1::DataCursor& NewCursor(InvokeBody& out) {
   return *out.request.mutable_cursor();
 }
 
+bool StartsWithIgnoringCase(std::string_view text, std::string_view prefix) {
+  return absl::StartsWithIgnoreCase(absl::string_view(text.data(), text.size()),
+                                    absl::string_view(prefix.data(), prefix.size()));
+}
+
+// application/json, with parameters or not ("application/json; charset=utf-8").
+bool IsJsonMediaType(std::string_view content_type) {
+  constexpr std::string_view kJson = "application/json";
+  if (!StartsWithIgnoringCase(content_type, kJson)) return false;
+  const std::string_view rest = content_type.substr(kJson.size());
+  return rest.empty() || rest.front() == ';' || rest.front() == ' ' || rest.front() == '\t';
+}
+
 }  // namespace
 
 std::optional<std::string_view> InvokeRoute(std::string_view target) {
+  // The absolute form (RFC 9112 section 3.2.2), which a server must take as the origin form of
+  // its path: "http://host:port/v1/...".
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (StartsWithIgnoringCase(target, scheme)) {
+      const size_t path = target.find('/', scheme.size());
+      if (path == std::string_view::npos) return std::nullopt;
+      target.remove_prefix(path);
+      break;
+    }
+  }
   if (!target.starts_with(kRoutePrefix) || !target.ends_with(kRouteSuffix) ||
       target.size() == kRoutePrefix.size() + kRouteSuffix.size()) {
     return std::nullopt;
@@ -400,9 +423,7 @@ std::optional<HttpAnswer> RejectRequestLine(std::string_view method, std::string
     answer.headers.emplace_back("Allow", "POST");
     return answer;
   }
-  if (!content_type.empty() &&
-      !absl::StartsWithIgnoreCase(absl::string_view(content_type.data(), content_type.size()),
-                                  "application/json")) {
+  if (!content_type.empty() && !IsJsonMediaType(content_type)) {
     HttpAnswer answer = ErrorAnswer(absl::InvalidArgumentError(
         "Content-Type " + std::string(content_type) + ": the body must be application/json"));
     answer.status = 415;

@@ -29,8 +29,9 @@ struct HttpAnswer {
   std::string body;
 };
 
-/// The function `target` names when it is `/v1/functions/{name}:invoke`, nullopt otherwise. The
-/// name is returned as written: InvokeRequest validation judges it.
+/// The function `target` names when it is `/v1/functions/{name}:invoke` (in origin or absolute
+/// form: `http://host/v1/...`), nullopt otherwise. The name is returned as written:
+/// InvokeRequest validation judges it.
 std::optional<std::string_view> InvokeRoute(std::string_view target);
 
 /// The answer to a request that is not an invoke: 404 for another target, 405 (with `Allow`) for

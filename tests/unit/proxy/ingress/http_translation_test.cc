@@ -22,6 +22,11 @@ TEST(InvokeRouteTest, NamesTheFunctionOfTheInvokePathOnly) {
   EXPECT_EQ(InvokeRoute("/v1/functions/linecount"), std::nullopt);
   EXPECT_EQ(InvokeRoute("/v1/functions/linecount:invoke?x=1"), std::nullopt);
   EXPECT_EQ(InvokeRoute("/"), std::nullopt);
+  // The absolute form names the same path (RFC 9112 section 3.2.2).
+  EXPECT_EQ(InvokeRoute("http://proxy:8080/v1/functions/linecount:invoke"), "linecount");
+  EXPECT_EQ(InvokeRoute("HTTPS://proxy/v1/functions/linecount:invoke"), "linecount");
+  EXPECT_EQ(InvokeRoute("http://proxy"), std::nullopt);
+  EXPECT_EQ(InvokeRoute("ftp://proxy/v1/functions/linecount:invoke"), std::nullopt);
 }
 
 TEST(RejectRequestLineTest, AnswersAnythingButAJsonPostToTheRoute) {
@@ -33,7 +38,11 @@ TEST(RejectRequestLineTest, AnswersAnythingButAJsonPostToTheRoute) {
   ASSERT_TRUE(get.has_value());
   EXPECT_EQ(get->status, 405);
   EXPECT_EQ(get->headers, (decltype(get->headers){{"Allow", "POST"}}));
+  EXPECT_EQ(RejectRequestLine("POST", "/v1/functions/f:invoke", "Application/JSON"), std::nullopt);
   EXPECT_EQ(RejectRequestLine("POST", "/v1/functions/f:invoke", "text/csv")->status, 415);
+  EXPECT_EQ(RejectRequestLine("POST", "/v1/functions/f:invoke", "application/jsonl")->status, 415);
+  EXPECT_EQ(RejectRequestLine("POST", "/v1/functions/f:invoke", "application/json-seq")->status,
+            415);
 }
 
 TEST(ParseInvokeBodyTest, ReadsCursorArgsAndTimeout) {
