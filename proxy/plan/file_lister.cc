@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,8 +11,10 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -118,9 +121,13 @@ class Walk {
 
   // The files matching `pattern[index..]` below the directory `path` (canonical, inside a root),
   // which `dir` is open on. A symlink to a subdirectory is followed to the target DataRoots
-  // resolved.
+  // resolved. A directory already globbed at this index is not again: its files would come twice,
+  // and symlinks that loop would make paths without end.
   absl::Status Glob(DirPtr dir, const std::string& path, const std::vector<std::string>& pattern,
                     size_t index) {
+    struct stat st;
+    if (fstat(dirfd(dir.get()), &st) != 0) return Error(path);
+    if (!globbed_.emplace(st.st_dev, st.st_ino, index).second) return absl::OkStatus();
     const bool last = index + 1 == pattern.size();
     std::optional<uint32_t> prefix;
     return ForEachEntry(
@@ -196,6 +203,7 @@ class Walk {
   absl::string_view field_;
   const std::stop_token& stop_;
   ObjectList& out_;
+  absl::flat_hash_set<std::tuple<dev_t, ino_t, size_t>> globbed_;  // directories, pattern index
 };
 
 }  // namespace

@@ -226,6 +226,22 @@ TEST_F(FileListerTest, GlobFollowsSymlinksThatStayInside) {
   EXPECT_THAT(Names(FileUri(root_) + "/links/*/*.tif"), ElementsAre("real/x.tif"));
 }
 
+// A directory reached twice at the same depth of a glob (by its name and through a symlink, or
+// through a symlink cycle) is listed once: its files once each, and a cycle costs no more than
+// the glob is deep.
+TEST_F(FileListerTest, GlobListsADirectoryItReachesTwiceOnce) {
+  temp_.Write("root/dup/sub/a.txt", "1");
+  fs::create_symlink("sub", root_ + "/dup/latest");
+  EXPECT_THAT(Names(FileUri(root_) + "/dup/*/a.txt"), ElementsAre("dup/sub/a.txt"));
+
+  temp_.Write("root/cycle/x.txt", "2");
+  fs::create_symlink(".", root_ + "/cycle/a");
+  fs::create_symlink(".", root_ + "/cycle/b");
+  std::string deep = FileUri(root_) + "/cycle";
+  for (int i = 0; i < 40; ++i) deep += "/*";  // 2^40 paths, one directory
+  EXPECT_THAT(Names(deep + "/x.txt"), ElementsAre("cycle/x.txt"));
+}
+
 TEST_F(FileListerTest, GlobMatchingASymlinkOutIsDenied) {
   temp_.Write("root/g/a.txt", "1");
   fs::create_symlink(base_ + "/outside/secret.txt", root_ + "/g/b.txt");
