@@ -252,9 +252,16 @@ absl::Status LocalBuilder::BuildAlone(const Bundle& bundle, const Template& tmpl
   if (error)
     return absl::InternalError(absl::StrCat("cannot list ", bundle.dir, ": ", error.message()));
   std::sort(sources.begin(), sources.end());
-  if (!tmpl.check_command.empty() && !sources.empty()) {
+  // The check runs over the sources in batches, as xargs does: the kernel limits a command's
+  // arguments (2 MiB or so, with its environment), and each command is a line of the build log.
+  constexpr size_t kMaxCheckArgumentBytes = 128 << 10;
+  for (size_t next = 0; !tmpl.check_command.empty() && next < sources.size();) {
     std::vector<std::string> argv = tmpl.check_command;
-    argv.insert(argv.end(), sources.begin(), sources.end());
+    size_t bytes = 0;
+    do {
+      bytes += sources[next].size() + 1;
+      argv.push_back(sources[next++]);
+    } while (next < sources.size() && bytes + sources[next].size() + 1 <= kMaxCheckArgumentBytes);
     if (auto status = RunStep(tmpl.check_command.front(), std::move(argv), bundle, log, cancel);
         !status.ok()) {
       return status;

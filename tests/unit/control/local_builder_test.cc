@@ -120,6 +120,21 @@ TEST_F(LocalBuilderTest, SyntaxErrorFailsWithTheCompilersLines) {
   EXPECT_FALSE(builder_.Build(function_, *bundle, *python_, Collect(), cancel_).ok());
 }
 
+// More source files than one command line holds (their paths make 2.4 MB, past the kernel's
+// 2 MiB for arguments): the check runs over all of them, a batch at a time.
+TEST_F(LocalBuilderTest, ManySourceFilesAreCheckedInBatches) {
+  std::map<std::string, std::string> files = {{"handler.py", "def handle(data, ctx):\n  pass\n"}};
+  const std::string dir(100, 'd');
+  for (int i = 0; i < 10000; ++i) {
+    files[absl::StrCat(dir, "/", std::string(120, 'p'), i, ".py")] = "";
+  }
+  files[absl::StrCat(dir, "/zzz.py")] = "def broken(:\n";  // sorted last: in the last batch
+  absl::Status status = BuildFunction("python3", std::move(files));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "zzz.py")) << status;
+  EXPECT_FALSE(absl::StrContains(Log(), "Argument list too long"));
+}
+
 TEST_F(LocalBuilderTest, CancelledBuildStops) {
   Template slow = *python_;
   slow.check_command = {"/bin/sh", "-c", "sleep 30", "sh"};
