@@ -6,6 +6,9 @@
 
 #include <array>
 #include <climits>
+#include <filesystem>
+#include <string>
+#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -128,12 +131,17 @@ absl::StatusOr<common::SpawnOptions> SandboxedCommand(SandboxMode mode,
   argv.insert(argv.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
   argv.insert(argv.end(), {"--ro-bind", request.bundle_dir, kSandboxAppDir});
   // After the /tmp tmpfs, so a data root under /tmp is mounted on top of it. A missing root is
-  // skipped rather than failing every replica; reads under it then fail with a clear error.
+  // skipped rather than failing every replica; reads under it then fail with a clear error. A
+  // root reached through symlinks is also mounted at its real path, which is the one the proxy
+  // names in the cursors it plans (it resolves every path it checks).
   for (const auto& root : request.data_roots) {
     if (!absl::StartsWith(root, "/")) {
       return absl::InvalidArgumentError(absl::StrCat("data root must be absolute: ", root));
     }
     argv.insert(argv.end(), {"--ro-bind-try", root, root});
+    std::error_code error;
+    const std::string real = std::filesystem::canonical(root, error).string();
+    if (!error && real != root) argv.insert(argv.end(), {"--ro-bind-try", real, real});
   }
   argv.insert(argv.end(), {"--chdir", kSandboxAppDir, "--", program->sandbox_path});
   argv.insert(argv.end(), request.command.begin() + 1, request.command.end());

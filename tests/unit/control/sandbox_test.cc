@@ -65,6 +65,21 @@ TEST_F(SandboxTest, BubblewrapConfinesTheCommand) {
   EXPECT_LT(tmpfs, data);
 }
 
+// The proxy names files in cursors by their real paths: a root reached through a symlink is
+// mounted at both.
+TEST_F(SandboxTest, ADataRootThroughASymlinkIsAlsoMountedAtItsRealPath) {
+  const std::string real = std::filesystem::canonical(temp_.path()).string() + "/data";
+  std::filesystem::create_directories(real);
+  std::filesystem::create_symlink(real, temp_.path() / "latest");
+  const std::string link = (temp_.path() / "latest").string();
+  SandboxRequest request = Request();
+  request.data_roots = {link};
+  auto spawn = SandboxedCommand(SandboxMode::kBwrap, request);
+  ASSERT_TRUE(spawn.ok()) << spawn.status();
+  EXPECT_TRUE(HasOption(spawn->argv, {"--ro-bind-try", link, link}));
+  EXPECT_TRUE(HasOption(spawn->argv, {"--ro-bind-try", real, real}));
+}
+
 TEST_F(SandboxTest, MergedUsrDirectoriesBecomeSymlinks) {
   auto spawn = SandboxedCommand(SandboxMode::kBwrap, Request());
   ASSERT_TRUE(spawn.ok());
