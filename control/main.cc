@@ -288,6 +288,10 @@ absl::Status Run(int argc, char** argv) {
 
   int signal = common::WaitForShutdownSignal();
   common::LogInfo("signal ", signal, ": shutting down");
+  // Watches never end by themselves: ended now, so that the server's grace goes to other calls.
+  const grpc::Status stopping(grpc::StatusCode::UNAVAILABLE, "the control plane is shutting down");
+  provision.EndStreams(stopping);
+  endpoints.EndStreams(stopping);
   (*server)->Shutdown();
   controller.Shutdown();
   return absl::OkStatus();

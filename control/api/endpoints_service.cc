@@ -47,7 +47,7 @@ class LoadReader final : public grpc::ServerReadReactor<eofaas::v1::ReportLoadRe
 
 grpc::ServerWriteReactor<eofaas::v1::WatchEndpointsResponse>* EndpointsService::WatchEndpoints(
     grpc::CallbackServerContext* context, const eofaas::v1::WatchEndpointsRequest* request) {
-  auto* writer = new QueuedWriter<eofaas::v1::WatchEndpointsResponse>();
+  auto* writer = new QueuedWriter<eofaas::v1::WatchEndpointsResponse>(kMaxQueuedMessages, &open_);
   uint64_t id = controller_.WatchEndpoints(
       [writer](const eofaas::v1::WatchEndpointsResponse& change) { writer->Push(change); });
   writer->Start([this, id] { controller_.UnwatchEndpoints(id); });

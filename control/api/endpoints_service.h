@@ -2,6 +2,7 @@
 // their load reports for the autoscaler.
 #pragma once
 
+#include "control/api/stream_writer.h"
 #include "control/controller.h"
 #include "eofaas/v1/endpoints.grpc.pb.h"
 
@@ -20,8 +21,12 @@ class EndpointsService final : public eofaas::v1::Endpoints::CallbackService {
   grpc::ServerReadReactor<eofaas::v1::ReportLoadRequest>* ReportLoad(
       grpc::CallbackServerContext* context, eofaas::v1::ReportLoadResponse* response) override;
 
+  /// Ends every WatchEndpoints stream, and each one opened later, with `status`: for a shutdown.
+  void EndStreams(const grpc::Status& status) { open_.CloseAll(status); }
+
  private:
   Controller& controller_;
+  OpenStreams open_;
 };
 
 }  // namespace eofaas::control

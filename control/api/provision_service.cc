@@ -27,10 +27,10 @@ grpc::ServerUnaryReactor* OnWorker(grpc::CallbackServerContext* context,
 // follow) or an error that ends the stream; `unsubscribe` runs when the stream is done.
 template <typename Response>
 grpc::ServerWriteReactor<Response>* OnWorkerStream(
-    common::WorkerPool& workers,
+    common::WorkerPool& workers, OpenStreams& open,
     std::function<absl::StatusOr<uint64_t>(QueuedWriter<Response>*)> subscribe,
     std::function<void(uint64_t)> unsubscribe) {
-  auto* writer = new QueuedWriter<Response>();
+  auto* writer = new QueuedWriter<Response>(kMaxQueuedMessages, &open);
   bool queued = workers.Submit(
       [writer, subscribe = std::move(subscribe), unsubscribe = std::move(unsubscribe)] {
         absl::StatusOr<uint64_t> id = subscribe(writer);
@@ -132,7 +132,7 @@ grpc::ServerUnaryReactor* ProvisionService::ListTemplates(grpc::CallbackServerCo
 grpc::ServerWriteReactor<WatchFunctionResponse>* ProvisionService::WatchFunction(
     grpc::CallbackServerContext* context, const WatchFunctionRequest* request) {
   return OnWorkerStream<WatchFunctionResponse>(
-      workers_,
+      workers_, open_,
       [this, request](QueuedWriter<WatchFunctionResponse>* writer) -> absl::StatusOr<uint64_t> {
         if (auto status = RequireName(request->name()); !status.ok()) return status;
         return controller_.WatchFunction(request->name(), [writer](const FunctionEvent& event) {
@@ -152,7 +152,7 @@ grpc::ServerWriteReactor<WatchFunctionResponse>* ProvisionService::WatchFunction
 grpc::ServerWriteReactor<GetBuildLogResponse>* ProvisionService::GetBuildLog(
     grpc::CallbackServerContext* context, const GetBuildLogRequest* request) {
   return OnWorkerStream<GetBuildLogResponse>(
-      workers_,
+      workers_, open_,
       [this, request](QueuedWriter<GetBuildLogResponse>* writer) -> absl::StatusOr<uint64_t> {
         if (auto status = RequireName(request->name()); !status.ok()) return status;
         return controller_.WatchBuildLog(request->name(), request->generation(), request->follow(),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common/worker_pool.h"
+#include "control/api/stream_writer.h"
 #include "control/controller.h"
 #include "eofaas/v1/provision.grpc.pb.h"
 
@@ -40,9 +41,13 @@ class ProvisionService final : public eofaas::v1::Provision::CallbackService {
   grpc::ServerWriteReactor<eofaas::v1::GetBuildLogResponse>* GetBuildLog(
       grpc::CallbackServerContext* context, const eofaas::v1::GetBuildLogRequest* request) override;
 
+  /// Ends every stream, and each one opened later, with `status`: for a shutdown.
+  void EndStreams(const grpc::Status& status) { open_.CloseAll(status); }
+
  private:
   Controller& controller_;
   common::WorkerPool& workers_;
+  OpenStreams open_;
 };
 
 }  // namespace eofaas::control

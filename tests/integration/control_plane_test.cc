@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -434,6 +436,30 @@ TEST_F(ControlPlaneTest, SigtermStopsGracefullyAndDrainsReplicas) {
   int status = plane_->Stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_TRUE(ReplicaGroups(plane_->instance()).empty());
+}
+
+// Watch streams never end by themselves (a proxy's endpoint watch, a client following a
+// function): a stopping control plane ends them at once with UNAVAILABLE, rather than cancelling
+// them when its 5 s gRPC grace is over, which also held up the drain of its replicas.
+TEST_F(ControlPlaneTest, SigtermEndsWatchStreamsAtOnce) {
+  // A channel of its own, as a proxy has.
+  auto endpoints = eofaas::v1::Endpoints::NewStub(
+      grpc::CreateChannel(plane_->grpc_address(), grpc::InsecureChannelCredentials()));
+  auto watch_context = Context(absl::Seconds(60));
+  auto watch = endpoints->WatchEndpoints(watch_context.get(), WatchEndpointsRequest());
+  WatchEndpointsResponse change;
+  ASSERT_TRUE(watch->Read(&change));  // the snapshot: the stream is open
+
+  const auto start = std::chrono::steady_clock::now();
+  std::future<int> stopped = std::async(std::launch::async, [&] { return plane_->Stop(); });
+  while (watch->Read(&change)) {
+  }
+  const grpc::Status end = watch->Finish();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(end.error_message(), "shutting down")) << end.error_message();
+  const int status = stopped.get();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST_F(ControlPlaneTest, CrashLoopingReplicasMakeTheFunctionDegradedWithTheReason) {
