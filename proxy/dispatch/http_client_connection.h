@@ -102,9 +102,6 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   /// Ends the watch before a round trip, without calling `unusable`.
   void StopWatching();
 
-  /// When the last round trip ended: an idle connection's age.
-  TimePoint last_used() const { return last_used_; }
-
   Stream& stream() { return stream_; }
 
  private:
@@ -168,7 +165,6 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   // The round trip in progress.
   std::optional<ResponseParser> parser_;  // once the request is written
   RoundTripDone round_trip_done_;
-  TimePoint last_used_{};
   bool reusable_ = false;
   bool timed_out_ = false;
   bool aborted_ = false;
@@ -327,7 +323,6 @@ void HttpClientConnection<Stream>::Complete(const boost::system::error_code& err
   HttpResult result;
   result.response_started = parser_ && parser_->got_some();
   const bool timed_out = DisarmDeadline();
-  last_used_ = std::chrono::steady_clock::now();
   if (error) {
     result.error = ErrorKind(error);
     result.detail = error;
