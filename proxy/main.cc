@@ -46,6 +46,7 @@ struct Flags {
   std::string tls_ca_file;
   int64_t threads = 2;
   int64_t queue_limit = 1024;
+  int64_t pipeline_depth = 1;
   absl::Duration cursor_check_ttl = IngressOptions().cursor_check_ttl;
 };
 
@@ -82,6 +83,11 @@ absl::Status Run(int argc, char** argv) {
                  "invocations of one function that may wait for a replica; beyond it Invoke gets "
                  "RESOURCE_EXHAUSTED (HTTP 429), while Map items, bounded by max_in_flight, wait",
                  &flags.queue_limit);
+  options.AddInt("pipeline_depth",
+                 "requests to one replica that share a connection when they start together "
+                 "(HTTP/1.1 pipelining; answered in order, so each waits for those before it): "
+                 "for functions whose calls take microseconds; 1 turns it off",
+                 &flags.pipeline_depth);
   options.AddDuration("cursor_check_ttl",
                       "how long a file:// cursor that passed its data-root check is taken again "
                       "without a new one (0: check every time)",
@@ -101,6 +107,10 @@ absl::Status Run(int argc, char** argv) {
   if (flags.queue_limit < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("queue_limit: ", flags.queue_limit, " must be at least 1"));
+  }
+  if (flags.pipeline_depth < 1 || flags.pipeline_depth > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pipeline_depth: ", flags.pipeline_depth, " is not in [1, 64]"));
   }
   if (flags.cursor_check_ttl < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -132,9 +142,11 @@ absl::Status Run(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   EventLoops loops(static_cast<int>(flags.threads));
-  std::shared_ptr<HttpDispatcher> dispatcher = HttpDispatcher::Create(
-      loops, common::SteadyClock::Get(), {.queue_limit = static_cast<size_t>(flags.queue_limit)},
-      std::make_shared<DispatchMetrics>(registry));
+  HttpDispatcherOptions dispatch_options{.queue_limit = static_cast<size_t>(flags.queue_limit)};
+  dispatch_options.http.max_pipeline = static_cast<size_t>(flags.pipeline_depth);
+  std::shared_ptr<HttpDispatcher> dispatcher =
+      HttpDispatcher::Create(loops, common::SteadyClock::Get(), std::move(dispatch_options),
+                             std::make_shared<DispatchMetrics>(registry));
   // With a control plane, the autoscaler hears of this proxy's load, and of cold calls at once.
   std::unique_ptr<LoadReporter> reporter;
   if (!static_endpoints) {

@@ -196,7 +196,7 @@ void HttpDispatcher::Call::Try(bool reuse) {
                           absl::StrCat("deadline exceeded on the way to replica ", address())),
                       Balancer::Result::kNeutral});
   }
-  if (reuse) connection_ = pool_->TakeIdle(loop_index_);
+  if (reuse) connection_ = pool_->Take(loop_index_);
   if (connection_) return RoundTrip(/*reused=*/true, now);
   Connect();
 }
@@ -240,6 +240,7 @@ void HttpDispatcher::Call::RoundTrip(bool reused, TimePoint now) {
   connection_->RoundTrip(
       "/invoke", invocation_.body_prefix, body_suffix, invocation_.deadline,
       [self = shared_from_this()](HttpResult response) { self->OnResponse(std::move(response)); });
+  if (connection_->joinable()) pool_->Gather(loop_index_, connection_);
 }
 
 void HttpDispatcher::Call::OnResponse(HttpResult response) {
@@ -248,6 +249,12 @@ void HttpDispatcher::Call::OnResponse(HttpResult response) {
     // Most likely a keep-alive connection the replica closed as the request went out: sent again
     // on a new connection, without counting an attempt. Only once: a replica that takes requests
     // and closes without an answer must not get this one again on each of its idle connections.
+    return Try(/*reuse=*/false);
+  }
+  if (response.error == HttpError::kDisplaced ||
+      (response.error == HttpError::kAborted && !cancelled_)) {
+    // The connection closed for another request pipelined on it (its deadline passed, its answer
+    // was invalid, its caller cancelled it): this one is sent again on a connection of its own.
     return Try(/*reuse=*/false);
   }
   pool_->Return(loop_index_, std::move(connection));

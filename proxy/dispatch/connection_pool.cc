@@ -26,7 +26,10 @@ std::pair<std::string, std::string> SplitHostPort(const std::string& address) {
 }  // namespace
 
 ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loops)
-    : address_(std::move(address)), max_idle_(std::max<size_t>(max_idle, 1)), idle_(loops) {
+    : address_(std::move(address)),
+      max_idle_(std::max<size_t>(max_idle, 1)),
+      idle_(loops),
+      gathering_(loops) {
   auto [host, port_text] = SplitHostPort(address_);
   boost::system::error_code error;
   auto ip = asio::ip::make_address(host, error);
@@ -38,8 +41,11 @@ ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loop
 
 ConnectionPool::~ConnectionPool() { Close(); }
 
-std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop) {
+std::shared_ptr<TcpConnection> ConnectionPool::Take(size_t loop) {
   std::lock_guard lock(mu_);
+  if (auto gathering = gathering_[loop].lock(); gathering && gathering->joinable()) {
+    return gathering;
+  }
   std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];
   if (idle.empty()) return nullptr;
   std::shared_ptr<TcpConnection> connection = std::move(idle.back());
@@ -48,7 +54,13 @@ std::shared_ptr<TcpConnection> ConnectionPool::TakeIdle(size_t loop) {
   return connection;
 }
 
+void ConnectionPool::Gather(size_t loop, const std::shared_ptr<TcpConnection>& connection) {
+  std::lock_guard lock(mu_);
+  gathering_[loop] = connection;
+}
+
 void ConnectionPool::Return(size_t loop, std::shared_ptr<TcpConnection> connection) {
+  if (connection->busy()) return;
   {
     std::lock_guard lock(mu_);
     if (connection->reusable() && !closed_ && idle_[loop].size() < max_idle()) {

@@ -26,7 +26,8 @@ using TcpConnection = HttpClientConnection<TcpSocket>;
 /// and closed as soon as the replica closes it or sends bytes no request asked for: a connection
 /// handed out never carries a stale answer over to the next request. The dispatcher bounds the
 /// idle connections of each loop by the replica's concurrency: no more can be in use at once, and
-/// with fewer a busy replica's connections would be closed and opened again all along.
+/// with fewer a busy replica's connections would be closed and opened again all along. With
+/// pipelining, the requests of one turn of a loop share the connection that gathers them.
 class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
  public:
   /// `address` is "host:port" (IPv6 hosts in brackets); at most `max_idle` idle connections are
@@ -45,11 +46,17 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
     max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
   }
 
-  /// An idle connection of `loop`, or null. Called on `loop`.
-  std::shared_ptr<TcpConnection> TakeIdle(size_t loop);
+  /// A connection of `loop` for a request: the one gathering a pipelined batch when it has room
+  /// (see Gather), else an idle one, else null. Called on `loop`.
+  std::shared_ptr<TcpConnection> Take(size_t loop);
+
+  /// Offers `connection`, of `loop`, for the next requests to join while it is joinable().
+  /// Called on `loop`.
+  void Gather(size_t loop, const std::shared_ptr<TcpConnection>& connection);
 
   /// Keeps `connection`, opened on `loop`, for a later request when it is reusable, the pool is
-  /// open and below its bound; closes it otherwise. Called on `loop`.
+  /// open and below its bound; closes it otherwise. A connection still busy with other requests
+  /// pipelined on it is left to them. Called on `loop`.
   void Return(size_t loop, std::shared_ptr<TcpConnection> connection);
 
   /// Closes the idle connections, each on its loop; later Returns close theirs too.
@@ -70,6 +77,7 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
   std::atomic<size_t> max_idle_;
   std::mutex mu_;                                                  // guards the members below
   std::vector<std::vector<std::shared_ptr<TcpConnection>>> idle_;  // per loop
+  std::vector<std::weak_ptr<TcpConnection>> gathering_;            // per loop
   std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
   bool closed_ = false;
 };

@@ -1,6 +1,7 @@
 // One keep-alive HTTP/1.1 connection to a replica: POST a request, read the answer before a
-// deadline and within a body limit. Templated on the stream so tests drive it with an in-memory
-// stream (beast::test::stream); production uses a TCP socket.
+// deadline and within a body limit; or, pipelined, several requests written together and their
+// answers read in order. Templated on the stream so tests drive it with an in-memory stream
+// (beast::test::stream); production uses a TCP socket.
 #pragma once
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <boost/beast/http/error.hpp>
 #include <charconv>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +34,8 @@ enum class HttpError {
   kClosed,        ///< The peer closed or reset the connection, or writing failed.
   kTimeout,       ///< The deadline passed first.
   kAborted,       ///< Abort() was called.
+  kDisplaced,     ///< Another round trip pipelined on the connection ended it first (its deadline
+                  ///< passed, or its answer was invalid); this request may be sent again.
   kBodyTooLarge,  ///< The response body exceeds the limit.
   kProtocol,      ///< The response is not valid HTTP/1.x.
 };
@@ -52,12 +56,22 @@ struct HttpResult {
 struct HttpClientOptions {
   uint64_t max_response_bytes = 64 << 20;
   uint32_t max_header_bytes = 16 << 10;
+  /// Round trips one connection carries at once (HTTP/1.1 pipelining); 1 turns it off. Requests
+  /// pipelined together are written with one send and answered in order, so each one waits for
+  /// those before it: for calls of microseconds, where a system call costs more than the call.
+  size_t max_pipeline = 1;
 };
 
 /// Must be owned by a std::shared_ptr (each pending operation keeps it alive). Not thread-safe:
-/// one round trip at a time, and Abort() only from the executor that runs it. Completions run on
-/// that executor, never inside the call that starts the operation. Deadlines are kept by
-/// `deadlines`, so they are met within one of its ticks.
+/// one round trip at a time, or more while joinable(), and Abort() only from the executor that
+/// runs them. Completions run on that executor, never inside the call that starts the operation.
+/// Deadlines are kept by `deadlines`, so they are met within one of its ticks.
+///
+/// Pipelining (max_pipeline > 1): a round trip on an idle connection opens a batch, which the
+/// round trips started before the executor's next turn join (joinable()); the batch goes out in
+/// one write at that turn. A connection takes no other batch until every answer of this one came
+/// back. When a round trip fails, the connection closes: that one ends with its error, those
+/// behind it with kDisplaced (or kTimeout, kAborted when that is what closed it).
 template <typename Stream>
 class HttpClientConnection : public std::enable_shared_from_this<HttpClientConnection<Stream>>,
                              private DeadlineSweep::Watched {
@@ -77,7 +91,8 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 
   /// Sends `POST target` with the body `body_head` + `body_tail` and reads the response, all
   /// before `deadline`. `body_head` (the fixed part) must live until `done`; `body_tail` (the
-  /// part of one attempt) is copied before RoundTrip returns.
+  /// part of one attempt) is copied before RoundTrip returns. The connection must be idle, or
+  /// joinable().
   void RoundTrip(std::string_view target, std::string_view body_head, std::string_view body_tail,
                  TimePoint deadline, RoundTripDone done);
 
@@ -85,7 +100,7 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   void Connect(const boost::asio::ip::tcp::endpoint& endpoint, TimePoint deadline,
                ConnectDone done);
 
-  /// Closes the stream: a round trip or connect in progress ends with kAborted, and the
+  /// Closes the stream: the round trips or connect in progress end with kAborted, and the
   /// connection is not reusable.
   void Abort() {
     aborted_ = true;
@@ -94,6 +109,12 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
 
   /// The last round trip ended cleanly and the peer keeps the connection open.
   bool reusable() const { return reusable_; }
+  /// Round trips are in progress.
+  bool busy() const { return !pending_.empty(); }
+  /// Another round trip may join the batch about to be written.
+  bool joinable() const {
+    return batch_open_ && !aborted_ && pending_.size() < options_.max_pipeline;
+  }
 
   /// While the connection is idle: calls `unusable` on its executor once the peer closes it or
   /// sends bytes no request asked for, unless StopWatching() comes first. A TCP socket is watched
@@ -105,11 +126,25 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   Stream& stream() { return stream_; }
 
  private:
+  // A round trip in progress.
+  struct Pending {
+    RoundTripDone done;
+    TimePoint deadline;
+  };
+
   // Watches the deadline of the operation about to start: when it passes first, the stream is
   // closed on its executor, which ends the pending operation.
   void ArmDeadline(TimePoint deadline) {
     timed_out_ = false;
     deadlines_->Watch(*this, deadline);
+  }
+
+  // Watches the earliest deadline of the round trips in progress, unless one already passed.
+  void WatchPending() {
+    if (DisarmDeadline()) return;
+    TimePoint earliest = pending_.front().deadline;
+    for (const Pending& pending : pending_) earliest = std::min(earliest, pending.deadline);
+    deadlines_->Watch(*this, earliest);
   }
 
   // True when the deadline passed first: the stream is (or is about to be) closed.
@@ -136,7 +171,9 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
     }
   }
 
-  // The request is out: reads the response.
+  // Writes the requests, then reads the responses.
+  void Write();
+  // The requests are out: reads the responses.
   void StartReading();
   // Reads until the parser holds a whole response: what Beast's http::async_read does, without
   // its layers of composed operations around each read. A TCP socket waits for the response's
@@ -145,10 +182,12 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   // stream (which ends a response without a length, or cuts one short) may have come with the
   // bytes, and it raises no readiness event of its own.
   void Read();
-  // Takes a read's outcome; true when the response needs more bytes.
+  // Takes a read's outcome; true when a response needs more bytes.
   bool Consume(const boost::system::error_code& read_error, size_t read);
-  // Ends the round trip with `error` (none: the parser holds the response).
-  void Complete(const boost::system::error_code& error);
+  // Ends the first round trip with the response the parser holds; true when more wait for theirs.
+  bool Respond();
+  // Ends every round trip in progress: the first one with `error`, the others as displaced by it.
+  void Fail(const boost::system::error_code& error);
 
   HttpError ErrorKind(const boost::system::error_code& error) const;
 
@@ -157,14 +196,16 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   const std::string host_;
   const HttpClientOptions options_;
   static constexpr size_t kReadBytes = 16 << 10;  // the usual response in one read
-  // The request being sent: head and small body, or head, large body head and tail.
+  // The requests being sent: heads and small bodies, then the last one's large body head and
+  // tail, if it has a large body.
   std::string request_;
   std::string_view large_body_head_;
   std::string body_tail_;
   boost::beast::flat_buffer buffer_;
-  // The round trip in progress.
-  std::optional<ResponseParser> parser_;  // once the request is written
-  RoundTripDone round_trip_done_;
+  // The round trips in progress, in the order of their requests.
+  std::deque<Pending> pending_;
+  std::optional<ResponseParser> parser_;  // of the first one's response, once the batch is out
+  bool batch_open_ = false;               // the requests wait for the executor's next turn
   bool reusable_ = false;
   bool timed_out_ = false;
   bool aborted_ = false;
@@ -199,35 +240,52 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
                                              RoundTripDone done) {
   namespace asio = boost::asio;
   reusable_ = false;
-  round_trip_done_ = std::move(done);
-  ArmDeadline(deadline);
+  pending_.push_back({std::move(done), deadline});
+  if (pending_.size() == 1) {
+    ArmDeadline(deadline);
+    request_.clear();
+  } else {
+    WatchPending();  // joins the batch
+  }
   if (aborted_) {
-    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->Complete(asio::error::operation_aborted);
-    });
+    asio::post(stream_.get_executor(),
+               [self = this->shared_from_this()] { self->Fail(asio::error::operation_aborted); });
     return;
   }
   char length[24];
   auto length_end =
       std::to_chars(length, length + sizeof(length), body_head.size() + body_tail.size()).ptr;
-  request_.clear();
   request_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_);
   request_.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   request_.append(length, length_end).append("\r\n\r\n");
   // A small body joins the head: one buffer is one send, which costs the kernel less than a
-  // sendmsg of several. A large one (large args) is written from where it is rather than copied.
-  large_body_head_ = {};
-  body_tail_.clear();
+  // sendmsg of several. A large one (large args) is written from where it is rather than copied,
+  // and ends the batch.
   if (body_head.size() <= kReadBytes) {
     request_.append(body_head).append(body_tail);
   } else {
     large_body_head_ = body_head;
     body_tail_.assign(body_tail);
   }
+  if (options_.max_pipeline > 1 && large_body_head_.empty()) {
+    // The round trips started before the executor's next turn join this batch.
+    if (!std::exchange(batch_open_, true)) {
+      asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+        if (self->batch_open_) self->Write();
+      });
+    }
+    return;
+  }
+  Write();
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::Write() {
+  namespace asio = boost::asio;
+  batch_open_ = false;
   const std::array<asio::const_buffer, 3> buffers = {
       asio::buffer(request_), asio::buffer(large_body_head_.data(), large_body_head_.size()),
       asio::buffer(body_tail_)};
-
   // Most requests fit in the socket's buffer: written now, without a trip through the reactor
   // (the socket is non-blocking); the rest, if any, when the socket takes it.
   boost::system::error_code error;
@@ -236,7 +294,7 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
   if (error) {
     asio::post(stream_.get_executor(),
-               [self = this->shared_from_this(), error] { self->Complete(error); });
+               [self = this->shared_from_this(), error] { self->Fail(error); });
     return;
   }
   if (written == asio::buffer_size(buffers)) return StartReading();
@@ -244,7 +302,7 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   rest.consume(written);
   asio::async_write(stream_, rest,
                     [self = this->shared_from_this()](boost::system::error_code error, size_t) {
-                      if (error) return self->Complete(error);
+                      if (error) return self->Fail(error);
                       self->StartReading();
                     });
 }
@@ -284,62 +342,100 @@ bool HttpClientConnection<Stream>::Consume(const boost::system::error_code& read
   if (read_error == boost::asio::error::eof) {
     // A response without a length ends with the connection; any other is cut short.
     if (!parser_->got_some()) {
-      Complete(http::error::end_of_stream);
+      Fail(http::error::end_of_stream);
       return false;
     }
     parser_->put_eof(error);
-    Complete(error);
+    if (error) {
+      Fail(error);
+    } else if (Respond()) {
+      Fail(http::error::end_of_stream);  // the round trips behind it get no answer
+    }
     return false;
   }
   if (read_error) {
-    Complete(read_error);
+    Fail(read_error);
     return false;
   }
-  // Parses what the bytes hold; a header split across reads waits for the rest of it. An interim
-  // answer (1xx: 100 Continue, 103 Early Hints) is passed over, as the final one follows it
-  // (RFC 9110 section 15.2).
+  // Parses what the bytes hold, one response after the other; a header split across reads waits
+  // for the rest of it. An interim answer (1xx: 100 Continue, 103 Early Hints) is passed over, as
+  // the final one follows it (RFC 9110 section 15.2).
   for (;;) {
     while (buffer_.size() > 0 && !parser_->is_done()) {
       const size_t used = parser_->put(buffer_.data(), error);
       buffer_.consume(used);
       if (error == http::error::need_more || (!error && used == 0)) break;
       if (error) {
-        Complete(error);
+        Fail(error);
         return false;
       }
     }
     if (!parser_->is_done()) return true;
     const int status = parser_->status();
-    if (status < 100 || status > 199 || status == 101) break;
-    parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
-    parser_->eager(true);
+    if (status >= 100 && status <= 199 && status != 101) {
+      parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
+      parser_->eager(true);
+      continue;
+    }
+    if (!Respond()) return false;
   }
-  Complete({});
-  return false;
 }
 
 template <typename Stream>
-void HttpClientConnection<Stream>::Complete(const boost::system::error_code& error) {
+bool HttpClientConnection<Stream>::Respond() {
+  Pending first = std::move(pending_.front());
+  pending_.pop_front();
   HttpResult result;
-  result.response_started = parser_ && parser_->got_some();
-  const bool timed_out = DisarmDeadline();
-  if (error) {
-    result.error = ErrorKind(error);
-    result.detail = error;
+  result.response_started = true;
+  result.status = parser_->status();
+  result.function_error = parser_->function_error();
+  result.body = std::move(parser_->body());
+  const bool keep_alive = parser_->keep_alive();
+  const bool more = !pending_.empty();
+  if (more) {
+    WatchPending();
+    parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
+    parser_->eager(true);
   } else {
-    result.status = parser_->status();
-    result.function_error = parser_->function_error();
-    result.body = std::move(parser_->body());
-    // Bytes past the response mean the peer and this client disagree on framing: start afresh.
-    reusable_ = parser_->keep_alive() && !timed_out && !aborted_ && buffer_.size() == 0;
+    const bool timed_out = DisarmDeadline();
+    // Bytes past the last response mean the peer and this client disagree on framing: start
+    // afresh.
+    reusable_ = keep_alive && !timed_out && !aborted_ && buffer_.size() == 0;
+    buffer_.clear();
+    parser_.reset();
+    large_body_head_ = {};
+    if (request_.capacity() > kReadBytes) std::string().swap(request_);  // large ones are not kept
   }
+  std::move(first.done)(std::move(result));
+  return more;
+}
+
+template <typename Stream>
+void HttpClientConnection<Stream>::Fail(const boost::system::error_code& error) {
+  const bool started = parser_ && parser_->got_some();
+  DisarmDeadline();
+  std::deque<Pending> pending = std::exchange(pending_, {});
   buffer_.clear();
   parser_.reset();
   large_body_head_ = {};
-  if (request_.capacity() > kReadBytes) std::string().swap(request_);  // large ones are not kept
-  // Not kept past the call: it may own the caller, which owns this connection.
-  RoundTripDone done = std::exchange(round_trip_done_, nullptr);
-  std::move(done)(std::move(result));
+  batch_open_ = false;
+  reusable_ = false;
+  if (request_.capacity() > kReadBytes) std::string().swap(request_);
+  Close();  // those displaced are not answered on it any more
+  const TimePoint now = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < pending.size(); ++i) {
+    HttpResult result;
+    result.detail = error;
+    result.response_started = i == 0 && started;
+    if (timed_out_) {
+      // Every round trip whose deadline passed ends so; the others lost their connection to it.
+      result.error = pending[i].deadline <= now ? HttpError::kTimeout : HttpError::kDisplaced;
+    } else {
+      result.error = i == 0 || aborted_ ? ErrorKind(error) : HttpError::kDisplaced;
+    }
+    // Not kept past the call: it may own the caller, which owns this connection.
+    std::move(pending[i].done)(std::move(result));
+  }
 }
 
 template <typename Stream>

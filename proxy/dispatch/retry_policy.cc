@@ -66,6 +66,11 @@ AttemptOutcome ClassifyAttempt(const HttpResult& result, const std::string& repl
                   Result::kNeutral);
     case HttpError::kAborted:
       return Fail(absl::CancelledError("cancelled"), Result::kNeutral);
+    case HttpError::kDisplaced:
+      return Retry(RetryReason::kReset, Result::kNeutral,
+                   absl::UnavailableError(absl::StrCat(
+                       "the connection to replica ", replica,
+                       " closed for another request pipelined on it: ", result.detail.message())));
     case HttpError::kBodyTooLarge:
       // The replica works; the result is too large for any of them. Not RESOURCE_EXHAUSTED
       // (HTTP 429, which clients retry): no retry would fit it.

@@ -501,6 +501,33 @@ class Replica:
 # Checks
 
 
+def read_http_response(stream):
+    """(status, body) of the next final HTTP/1.1 response on `stream` (a binary file), framed by
+    Content-Length or chunked encoding; interim (1xx) responses are passed over."""
+    while True:
+        status_line = stream.readline()
+        if not status_line:
+            raise Failure("the connection closed before every answer came")
+        status = int(status_line.split()[1])
+        headers = {}
+        while (line := stream.readline().rstrip(b"\r\n")):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:
+            continue
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body = b""
+            while (size := int(stream.readline().split(b";")[0], 16)):
+                body += stream.read(size)
+                stream.readline()
+            while stream.readline().rstrip(b"\r\n"):  # trailers
+                pass
+            return status, body
+        if b"content-length" not in headers:
+            raise Failure(f"answer {status} has no length: the next ones cannot be told apart")
+        return status, stream.read(int(headers[b"content-length"]))
+
+
 def show(data, limit=120):
     """A short printable form of bytes for failure messages."""
     text = repr(bytes(data[:limit]))
@@ -937,6 +964,32 @@ class TemplateRun:
         if after.status != expect["after_status"]:
             raise Failure(f"invocation after the others finished: status {after.status}")
         return f"concurrency {limit}"
+
+    # -- pipelined: the replica's concurrency in requests, written at once on one connection
+
+    def run_pipelined(self, vector):
+        count = self.replica.concurrency
+        tags = [f"{self.tag(vector)}-{i}" for i in range(count)]
+        requests = []
+        for tag in tags:
+            body = json.dumps({"id": tag, "args": vector["args"]}).encode("utf-8")
+            requests.append(b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Content-Type: application/json\r\n"
+                            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        with socket.create_connection(("127.0.0.1", self.replica.port),
+                                      timeout=REQUEST_TIMEOUT_S) as connection:
+            connection.sendall(b"".join(requests))
+            answers = connection.makefile("rb")
+            for index, tag in enumerate(tags):
+                status, body = read_http_response(answers)
+                if status != vector["expect"]["status"]:
+                    raise Failure(f"answer {index + 1} of {count}: status {status}, body "
+                                  f"{show(body)}")
+                answered = json.loads(body).get("id")
+                if answered != tag:
+                    raise Failure(f"answer {index + 1} of {count} is for {answered!r}, expected "
+                                  f"{tag!r}: not in the order of the requests")
+        return f"{count} requests"
 
     # -- startup: /healthz while the handler loads
 

@@ -721,6 +721,37 @@ TEST_F(ProxyTest, AListenPortOutOfRangeStopsTheProxy) {
   }
 }
 
+// With --pipeline_depth the requests of a Map that start together share connections to the
+// python3 runtime, which answers them in order: the lines still add up, on two replicas. A depth
+// outside [1, 64] stops the proxy at start.
+TEST_F(ProxyTest, PipelinedMapOverRealReplicasCountsEveryLineOnce) {
+  for (const std::string depth : {"0", "65"}) {
+    auto refused = ProxyProcess::Start(
+        {"--endpoints=" + dir_.Write("none.yaml", "functions: {}\n"), "--pipeline_depth=" + depth},
+        dir_ / "refused.log");
+    ASSERT_FALSE(refused.ok()) << depth;
+    EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                  absl::StrCat("pipeline_depth: ", depth, " is not in [1, 64]")))
+        << refused.status();
+  }
+
+  const std::string path = data_root_ + "/pipelined.txt";
+  WriteText(path, 400'000);
+  auto first = StartLinecount("first", 8);
+  auto second = StartLinecount("second", 8);
+  ASSERT_TRUE(first && second);
+  StartProxyWithEndpoints({{first->address(), 8}, {second->address(), 8}},
+                          {"--pipeline_depth=4", "--threads=1"});
+  for (int round = 0; round < 2; ++round) {  // the second on warm connections
+    MapRun run = Map(LinesMap(absl::StrCat("file://", path), 2000));
+    ASSERT_TRUE(run.status.ok()) << run.status.error_message();
+    std::vector<eofaas::v1::MapItem> items = Items(run);
+    EXPECT_EQ(static_cast<int64_t>(items.size()), (fs::file_size(path) + 1999) / 2000);
+    EXPECT_EQ(run.events.back().done().failed(), 0);
+    EXPECT_EQ(SumOfLines(items), CountLines(path));
+  }
+}
+
 // Without --tls_ca_file the same Map is refused before anything is planned: the certificate does
 // not check out against the system's authorities, and asking again would not change that. A
 // --tls_ca_file that cannot be read stops the proxy at start.

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
+#include <map>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -216,6 +217,114 @@ TEST_F(HttpClientConnectionTest, AbortEndsTheRoundTrip) {
   EXPECT_EQ(result.error, HttpError::kAborted);
   // Once aborted, it stays unusable.
   EXPECT_EQ(RoundTrip().error, HttpError::kAborted);
+}
+
+// Pipelining: round trips started before the executor's next turn share one write, and their
+// answers come back in order.
+class PipelinedConnectionTest : public HttpClientConnectionTest {
+ protected:
+  PipelinedConnectionTest() {
+    options_.max_pipeline = 3;
+    beast::test::stream client(io_);
+    remote_.emplace(beast::test::connect(client));
+    connection_ = std::make_shared<Connection>(std::move(client), "replica:8080", options_,
+                                               std::make_shared<DeadlineSweep>(io_.get_executor()));
+  }
+
+  // Starts a round trip with the body {"id":"<id>"}, its result kept in results_[id] (the body's
+  // head in heads_[id], which must outlive it).
+  void Start(int id, std::chrono::milliseconds timeout = 2000ms) {
+    const std::string& head = heads_[id] = absl::StrCat(R"({"id":")", id, R"(")");
+    connection_->RoundTrip("/invoke", head, "}", std::chrono::steady_clock::now() + timeout,
+                           [this, id](HttpResult result) { results_[id] = std::move(result); });
+  }
+
+  std::map<int, std::string> heads_;
+  std::map<int, HttpResult> results_;
+};
+
+TEST_F(PipelinedConnectionTest, RequestsOfOneTurnGoOutTogetherAndAreAnsweredInOrder) {
+  Start(0);
+  EXPECT_TRUE(connection_->joinable());
+  Start(1);
+  Start(2);
+  EXPECT_FALSE(connection_->joinable()) << "full at max_pipeline";
+  EXPECT_EQ(remote_->str(), "") << "written at the executor's next turn";
+  connection_->stream().append(
+      "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nzeroHTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+      "\r\noneHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
+  io_.run();
+  ASSERT_EQ(results_.size(), 3u);
+  EXPECT_EQ(results_[0].body, "zero");
+  EXPECT_EQ(results_[1].body, "one");
+  EXPECT_EQ(results_[2].body, "two");
+  EXPECT_TRUE(connection_->reusable());
+  EXPECT_FALSE(connection_->busy());
+  const std::string received = Received();
+  for (int id = 0; id < 3; ++id) {
+    EXPECT_TRUE(absl::StrContains(
+        received, absl::StrCat(R"(Content-Length: 10)", "\r\n\r\n", R"({"id":")", id, R"("})")))
+        << received;
+  }
+  EXPECT_LT(received.find(R"({"id":"0"})"), received.find(R"({"id":"1"})"));
+  EXPECT_LT(received.find(R"({"id":"1"})"), received.find(R"({"id":"2"})"));
+}
+
+TEST_F(PipelinedConnectionTest, AnswersSplitAcrossReadsFollowEachOther) {
+  Start(0);
+  Start(1);
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nzeroHTTP/1.1 2");
+  io_.run_for(50ms);
+  EXPECT_EQ(results_[0].body, "zero");
+  EXPECT_FALSE(results_.contains(1));
+  asio::write(*remote_, asio::buffer(std::string_view("00 OK\r\nContent-Length: 3\r\n\r\none")));
+  io_.restart();
+  io_.run();
+  EXPECT_EQ(results_[1].body, "one");
+  EXPECT_TRUE(connection_->reusable());
+}
+
+TEST_F(PipelinedConnectionTest, AnAnswerThatClosesLeavesThoseBehindItUnanswered) {
+  Start(0);
+  Start(1);
+  Start(2);
+  connection_->stream().append(
+      "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nzero");
+  connection_->stream().close_remote();
+  io_.run();
+  EXPECT_EQ(results_[0].body, "zero");
+  EXPECT_EQ(results_[1].error, HttpError::kClosed);
+  EXPECT_FALSE(results_[1].response_started);
+  EXPECT_EQ(results_[2].error, HttpError::kDisplaced);
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(PipelinedConnectionTest, ADeadlineThatPassesDisplacesTheOthers) {
+  Start(0, 5000ms);
+  Start(1, 50ms);  // waits behind the first, whose answer does not come
+  io_.run();
+  EXPECT_EQ(results_[1].error, HttpError::kTimeout);
+  EXPECT_EQ(results_[0].error, HttpError::kDisplaced);
+  EXPECT_FALSE(connection_->reusable());
+}
+
+TEST_F(PipelinedConnectionTest, AbortEndsEveryRoundTrip) {
+  Start(0);
+  Start(1);
+  asio::steady_timer timer(io_, 20ms);
+  timer.async_wait([&](auto) { connection_->Abort(); });
+  io_.run();
+  EXPECT_EQ(results_[0].error, HttpError::kAborted);
+  EXPECT_EQ(results_[1].error, HttpError::kAborted);
+}
+
+TEST_F(PipelinedConnectionTest, AnInvalidAnswerDisplacesThoseBehindIt) {
+  Start(0);
+  Start(1);
+  connection_->stream().append("NOT HTTP\r\n\r\n");
+  io_.run();
+  EXPECT_EQ(results_[0].error, HttpError::kProtocol);
+  EXPECT_EQ(results_[1].error, HttpError::kDisplaced);
 }
 
 // Over a real socket, whose reads wait for readiness events: a replica that answers and closes at

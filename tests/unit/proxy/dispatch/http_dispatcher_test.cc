@@ -4,9 +4,12 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <future>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "tests/unit/proxy/dispatch/dispatcher_harness.h"
 #include "tests/unit/proxy/dispatch/fake_replica.h"
 
@@ -480,6 +483,115 @@ TEST(HttpDispatcherTest, AReplicaThatClosesWithoutAnAnswerGetsEachAttemptAtMostT
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable) << outcome.status;
   EXPECT_EQ(outcome.attempts, 3);
   EXPECT_LE(replica.requests() - kConcurrency, 2 * 3);
+}
+
+// Pipelining (max_pipeline > 1): the invocations to a replica that start in one turn of a loop
+// share a warm connection, up to max_pipeline each, and each gets its own answer.
+class PipelinedDispatcherTest : public ::testing::Test {
+ protected:
+  static HttpDispatcherOptions Pipelined() {
+    HttpDispatcherOptions options;
+    options.http.max_pipeline = 4;
+    return options;
+  }
+
+  // Answers each request with its envelope's id, after `delay`.
+  static FakeReplica::Handler AnswerId(std::chrono::milliseconds delay) {
+    return [delay](const std::string& body) {
+      const size_t start = body.find(R"("id":")") + 6;
+      return FakeResponse{.body = body.substr(start, body.find('"', start) - start),
+                          .delay = delay};
+    };
+  }
+
+  // Starts the invocations from one handler on the loop, so that they begin in its next turn.
+  std::vector<std::future<InvokeOutcome>> StartTogether(DispatcherHarness& harness,
+                                                        std::vector<Invocation> invocations) {
+    std::vector<std::future<InvokeOutcome>> outcomes;
+    std::vector<std::shared_ptr<std::promise<InvokeOutcome>>> promises;
+    for (size_t i = 0; i < invocations.size(); ++i) {
+      promises.push_back(std::make_shared<std::promise<InvokeOutcome>>());
+      outcomes.push_back(promises.back()->get_future());
+    }
+    boost::asio::post(harness.loop(), [&harness, invocations = std::move(invocations),
+                                       promises = std::move(promises)]() mutable {
+      for (size_t i = 0; i < invocations.size(); ++i) {
+        harness.dispatcher().Invoke("f", std::move(invocations[i]),
+                                    [promise = promises[i]](InvokeOutcome outcome) {
+                                      promise->set_value(std::move(outcome));
+                                    });
+      }
+    });
+    return outcomes;
+  }
+
+  // Leaves `count` idle connections to the replica behind.
+  static void Warm(DispatcherHarness& harness, int count) {
+    std::vector<std::future<InvokeOutcome>> warm;
+    for (int i = 0; i < count; ++i) {
+      warm.push_back(harness.InvokeAsync("f", DispatcherHarness::MakeInvocation(5s, "warm")));
+    }
+    for (auto& call : warm) ASSERT_TRUE(call.get().status.ok());
+  }
+};
+
+TEST_F(PipelinedDispatcherTest, InvocationsOfOneTurnShareConnectionsAndGetTheirOwnAnswers) {
+  FakeReplica replica(AnswerId(100ms));
+  DispatcherHarness harness(Pipelined(), 1);
+  harness.dispatcher().Update("f", {{replica.address(), 8, 1}});
+  Warm(harness, 2);
+  ASSERT_EQ(replica.connections(), 2);
+  std::vector<Invocation> invocations;
+  for (int i = 0; i < 8; ++i) {
+    invocations.push_back(DispatcherHarness::MakeInvocation(5s, absl::StrCat("call-", i)));
+  }
+  std::vector<std::future<InvokeOutcome>> outcomes = StartTogether(harness, std::move(invocations));
+  for (int i = 0; i < 8; ++i) {
+    InvokeOutcome outcome = outcomes[i].get();
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    EXPECT_EQ(outcome.result, absl::StrCat("call-", i));
+    EXPECT_EQ(outcome.attempts, 1);
+  }
+  EXPECT_EQ(replica.connections(), 2) << "8 requests on the 2 warm connections, 4 on each";
+  EXPECT_EQ(replica.requests(), 2 + 8);
+}
+
+TEST_F(PipelinedDispatcherTest, ACancelledInvocationLeavesThoseSharingItsConnectionToFinish) {
+  FakeReplica replica(AnswerId(300ms));
+  DispatcherHarness harness(Pipelined(), 1);
+  harness.dispatcher().Update("f", {{replica.address(), 8, 1}});
+  Warm(harness, 1);
+  auto group = std::make_shared<CallGroup>();
+  std::vector<Invocation> invocations;
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "a", group));
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "b"));
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "c"));
+  std::vector<std::future<InvokeOutcome>> outcomes = StartTogether(harness, std::move(invocations));
+  ASSERT_TRUE(harness.AwaitLoad("f", 3, 0));
+  group->Cancel();
+  EXPECT_EQ(outcomes[0].get().status.code(), absl::StatusCode::kCancelled);
+  for (int i = 1; i < 3; ++i) {
+    InvokeOutcome outcome = outcomes[i].get();
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    EXPECT_EQ(outcome.result, i == 1 ? "b" : "c");
+    EXPECT_EQ(outcome.attempts, 1);  // sent again, not retried
+  }
+}
+
+TEST_F(PipelinedDispatcherTest, ADeadlineThatPassesInABatchEndsThatInvocationOnly) {
+  FakeReplica replica(AnswerId(400ms));
+  DispatcherHarness harness(Pipelined(), 1);
+  harness.dispatcher().Update("f", {{replica.address(), 8, 1}});
+  Warm(harness, 1);
+  std::vector<Invocation> invocations;
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "patient"));
+  invocations.push_back(DispatcherHarness::MakeInvocation(150ms, "hurried"));
+  std::vector<std::future<InvokeOutcome>> outcomes = StartTogether(harness, std::move(invocations));
+  EXPECT_EQ(outcomes[1].get().status.code(), absl::StatusCode::kDeadlineExceeded);
+  InvokeOutcome patient = outcomes[0].get();
+  ASSERT_TRUE(patient.status.ok()) << patient.status;
+  EXPECT_EQ(patient.result, "patient");
+  EXPECT_EQ(patient.attempts, 1);
 }
 
 }  // namespace
