@@ -196,7 +196,11 @@ void HttpDispatcher::Call::Try(bool reuse) {
                           absl::StrCat("deadline exceeded on the way to replica ", address())),
                       Balancer::Result::kNeutral});
   }
-  if (reuse) connection_ = pool_->Take(loop_index_);
+  if (reuse) {
+    // A large body is written from the invocation's memory, on a connection of its own.
+    const bool join = invocation_.body_prefix.size() <= TcpConnection::kMaxCopiedBody;
+    connection_ = pool_->Take(loop_index_, join);
+  }
   if (connection_) return RoundTrip(/*reused=*/true, now);
   Connect();
 }

@@ -41,9 +41,10 @@ ConnectionPool::ConnectionPool(std::string address, size_t max_idle, size_t loop
 
 ConnectionPool::~ConnectionPool() { Close(); }
 
-std::shared_ptr<TcpConnection> ConnectionPool::Take(size_t loop) {
+std::shared_ptr<TcpConnection> ConnectionPool::Take(size_t loop, bool join) {
   std::lock_guard lock(mu_);
-  if (auto gathering = gathering_[loop].lock(); gathering && gathering->joinable()) {
+  if (auto gathering = join ? gathering_[loop].lock() : nullptr;
+      gathering && gathering->joinable()) {
     return gathering;
   }
   std::vector<std::shared_ptr<TcpConnection>>& idle = idle_[loop];

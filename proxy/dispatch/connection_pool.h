@@ -46,9 +46,9 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
     max_idle_.store(std::max<size_t>(max_idle, 1), std::memory_order_relaxed);
   }
 
-  /// A connection of `loop` for a request: the one gathering a pipelined batch when it has room
-  /// (see Gather), else an idle one, else null. Called on `loop`.
-  std::shared_ptr<TcpConnection> Take(size_t loop);
+  /// A connection of `loop` for a request: when `join`, the one gathering a pipelined batch if it
+  /// has room (see Gather), else an idle one, else null. Called on `loop`.
+  std::shared_ptr<TcpConnection> Take(size_t loop, bool join);
 
   /// Offers `connection`, of `loop`, for the next requests to join while it is joinable().
   /// Called on `loop`.

@@ -70,8 +70,11 @@ struct HttpClientOptions {
 /// Pipelining (max_pipeline > 1): a round trip on an idle connection opens a batch, which the
 /// round trips started before the executor's next turn join (joinable()); the batch goes out in
 /// one write at that turn. A connection takes no other batch until every answer of this one came
-/// back. When a round trip fails, the connection closes: that one ends with its error, those
-/// behind it with kDisplaced (or kTimeout, kAborted when that is what closed it).
+/// back, and reads their answers while the batch is still being written (a peer that answers
+/// the first requests before it reads the last ones never waits for this side to read). When a
+/// round trip fails, or an answer closes the connection, the connection closes: that round trip
+/// ends with its error, those behind it with kDisplaced (or kTimeout, kAborted when that is what
+/// closed it).
 template <typename Stream>
 class HttpClientConnection : public std::enable_shared_from_this<HttpClientConnection<Stream>>,
                              private DeadlineSweep::Watched {
@@ -89,10 +92,14 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
         options_(options) {}
   ~HttpClientConnection() override { deadlines_->Unwatch(*this); }
 
+  /// A body whose head (see RoundTrip) is at most this size is copied next to the request's
+  /// head; a larger one is written from the caller's memory: such a request is never pipelined.
+  static constexpr size_t kMaxCopiedBody = 16 << 10;
+
   /// Sends `POST target` with the body `body_head` + `body_tail` and reads the response, all
   /// before `deadline`. `body_head` (the fixed part) must live until `done`; `body_tail` (the
   /// part of one attempt) is copied before RoundTrip returns. The connection must be idle, or
-  /// joinable().
+  /// joinable() when `body_head` is at most kMaxCopiedBody.
   void RoundTrip(std::string_view target, std::string_view body_head, std::string_view body_tail,
                  TimePoint deadline, RoundTripDone done);
 
@@ -206,6 +213,8 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   std::deque<Pending> pending_;
   std::optional<ResponseParser> parser_;  // of the first one's response, once the batch is out
   bool batch_open_ = false;               // the requests wait for the executor's next turn
+  bool writing_ = false;                  // the rest of the requests is being written
+  bool read_at_once_ = false;             // an answer ended with more to come: read, then wait
   bool reusable_ = false;
   bool timed_out_ = false;
   bool aborted_ = false;
@@ -244,6 +253,8 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   if (pending_.size() == 1) {
     ArmDeadline(deadline);
     request_.clear();
+    large_body_head_ = {};
+    body_tail_.clear();
   } else {
     WatchPending();  // joins the batch
   }
@@ -259,9 +270,8 @@ void HttpClientConnection<Stream>::RoundTrip(std::string_view target, std::strin
   request_.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   request_.append(length, length_end).append("\r\n\r\n");
   // A small body joins the head: one buffer is one send, which costs the kernel less than a
-  // sendmsg of several. A large one (large args) is written from where it is rather than copied,
-  // and ends the batch.
-  if (body_head.size() <= kReadBytes) {
+  // sendmsg of several. A large one (large args) is written from where it is rather than copied.
+  if (body_head.size() <= kMaxCopiedBody) {
     request_.append(body_head).append(body_tail);
   } else {
     large_body_head_ = body_head;
@@ -298,13 +308,21 @@ void HttpClientConnection<Stream>::Write() {
     return;
   }
   if (written == asio::buffer_size(buffers)) return StartReading();
+  // The rest goes out as the peer takes it. The answers of requests this connection holds are
+  // read meanwhile; a large body is the caller's, so its answer is read once the body is out
+  // (the caller may free it when its round trip ends).
+  const bool read_meanwhile = large_body_head_.empty();
+  writing_ = true;
   boost::beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest(buffers);
   rest.consume(written);
-  asio::async_write(stream_, rest,
-                    [self = this->shared_from_this()](boost::system::error_code error, size_t) {
-                      if (error) return self->Fail(error);
-                      self->StartReading();
-                    });
+  asio::async_write(
+      stream_, rest,
+      [self = this->shared_from_this(), read_meanwhile](boost::system::error_code error, size_t) {
+        self->writing_ = false;
+        if (error) return self->Fail(error);
+        if (!read_meanwhile) self->StartReading();
+      });
+  if (read_meanwhile) StartReading();
 }
 
 template <typename Stream>
@@ -321,7 +339,9 @@ void HttpClientConnection<Stream>::Read() {
   };
   if constexpr (requires { stream_.native_handle(); }) {
     // The socket is non-blocking (AsyncReadDrained made it so for the response's first bytes).
-    while (parser_->got_some() || buffer_.size() > 0) {
+    // After an answer with more to come the socket is read at once too: the peer may have closed
+    // it right behind that answer, and the end of the stream raised no event of its own.
+    while (std::exchange(read_at_once_, false) || parser_->got_some() || buffer_.size() > 0) {
       boost::system::error_code error;
       const size_t read = stream_.read_some(buffer_.prepare(kReadBytes), error);
       if (error == boost::asio::error::would_block) break;
@@ -337,6 +357,7 @@ template <typename Stream>
 bool HttpClientConnection<Stream>::Consume(const boost::system::error_code& read_error,
                                            size_t read) {
   namespace http = boost::beast::http;
+  if (pending_.empty()) return false;  // ended meanwhile (a failed write)
   buffer_.commit(read);
   boost::system::error_code error;
   if (read_error == boost::asio::error::eof) {
@@ -392,18 +413,28 @@ bool HttpClientConnection<Stream>::Respond() {
   result.body = std::move(parser_->body());
   const bool keep_alive = parser_->keep_alive();
   const bool more = !pending_.empty();
+  if (more && !keep_alive) {
+    // The peer closes the connection after this answer: the round trips behind it get none.
+    parser_.reset();
+    Fail(boost::beast::http::error::end_of_stream);
+    std::move(first.done)(std::move(result));
+    return false;
+  }
   if (more) {
     WatchPending();
     parser_.emplace(options_.max_response_bytes, options_.max_header_bytes);
     parser_->eager(true);
+    read_at_once_ = true;
   } else {
     const bool timed_out = DisarmDeadline();
-    // Bytes past the last response mean the peer and this client disagree on framing: start
+    // Bytes past the last response mean the peer and this client disagree on framing, and a
+    // peer that answered before it took every request may read the rest as requests: start
     // afresh.
-    reusable_ = keep_alive && !timed_out && !aborted_ && buffer_.size() == 0;
+    reusable_ = keep_alive && !timed_out && !aborted_ && !writing_ && buffer_.size() == 0;
+    if (writing_) Close();  // ends the write
     buffer_.clear();
     parser_.reset();
-    large_body_head_ = {};
+    large_body_head_ = {};                                               // the caller's
     if (request_.capacity() > kReadBytes) std::string().swap(request_);  // large ones are not kept
   }
   std::move(first.done)(std::move(result));
@@ -415,13 +446,13 @@ void HttpClientConnection<Stream>::Fail(const boost::system::error_code& error) 
   const bool started = parser_ && parser_->got_some();
   DisarmDeadline();
   std::deque<Pending> pending = std::exchange(pending_, {});
+  Close();  // ends a write in progress; those displaced are not answered on it any more
   buffer_.clear();
   parser_.reset();
-  large_body_head_ = {};
+  large_body_head_ = {};  // the caller's
   batch_open_ = false;
   reusable_ = false;
   if (request_.capacity() > kReadBytes) std::string().swap(request_);
-  Close();  // those displaced are not answered on it any more
   const TimePoint now = std::chrono::steady_clock::now();
   for (size_t i = 0; i < pending.size(); ++i) {
     HttpResult result;

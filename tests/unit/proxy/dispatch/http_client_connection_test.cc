@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -86,6 +87,18 @@ TEST_F(HttpClientConnectionTest, ALargeBodyGoesOutWholeInPieces) {
                                        "Content-Type: application/json\r\nContent-Length: ",
                                        body.size(), "\r\n\r\n", body));
   }
+}
+
+TEST_F(HttpClientConnectionTest, ASmallBodyAfterALargeOneGoesOutAlone) {
+  const std::string head = absl::StrCat(R"({"id":"1","args":")", std::string(40'000, 'x'), "\"");
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  ASSERT_EQ(RoundTrip(2000ms, head).body, "ok");
+  Received();
+  connection_->stream().append("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  ASSERT_EQ(RoundTrip().body, "ok");
+  EXPECT_EQ(Received(),
+            "POST /invoke HTTP/1.1\r\nHost: replica:8080\r\nContent-Type: application/json\r\n"
+            "Content-Length: 22\r\n\r\n{\"id\":\"1\",\"attempt\":1}");
 }
 
 TEST_F(HttpClientConnectionTest, KeepAliveCarriesTheNextRequest) {
@@ -359,6 +372,68 @@ class HttpClientConnectionSocketTest : public ::testing::Test {
     return result;
   }
 
+  // `count` requests pipelined on one connection (each body {"id":"<i>","pad":"x...",
+  // "attempt":1}, `pad` bytes of padding) to a replica that runs `serve` on its socket; their
+  // results, in order. With `small_buffers` both sockets have small buffers, as over a slow
+  // network: a side that writes more than they hold waits for the other side to read.
+  std::vector<HttpResult> Pipelined(int count, size_t pad,
+                                    const std::function<void(asio::ip::tcp::socket&)>& serve,
+                                    bool small_buffers = false) {
+    const asio::socket_base::send_buffer_size small_send(8 << 10);
+    const asio::socket_base::receive_buffer_size small_receive(8 << 10);
+    asio::ip::tcp::acceptor acceptor(io_, {asio::ip::make_address("127.0.0.1"), 0});
+    if (small_buffers) {
+      acceptor.set_option(small_send);  // the accepted socket takes them on
+      acceptor.set_option(small_receive);
+    }
+    std::thread replica([&] {
+      asio::ip::tcp::socket peer = acceptor.accept();
+      try {
+        serve(peer);
+      } catch (const boost::system::system_error&) {
+        // The connection went away: the results tell.
+      }
+    });
+    asio::ip::tcp::socket socket(io_);
+    socket.open(asio::ip::tcp::v4());
+    if (small_buffers) {
+      socket.set_option(small_send);
+      socket.set_option(small_receive);
+    }
+    socket.connect(acceptor.local_endpoint());
+    socket.non_blocking(true);
+    options_.max_pipeline = count;
+    auto connection = std::make_shared<HttpClientConnection<asio::ip::tcp::socket>>(
+        std::move(socket), "replica", options_,
+        std::make_shared<DeadlineSweep>(io_.get_executor()));
+    std::vector<std::string> heads;
+    for (int i = 0; i < count; ++i) {
+      heads.push_back(absl::StrCat(R"({"id":")", i, R"(","pad":")", std::string(pad, 'x'), "\""));
+    }
+    std::vector<HttpResult> results(count);
+    for (int i = 0; i < count; ++i) {
+      connection->RoundTrip("/invoke", heads[i], R"(,"attempt":1})",
+                            std::chrono::steady_clock::now() + 5s,
+                            [&results, i](HttpResult r) { results[i] = std::move(r); });
+    }
+    io_.run();
+    replica.join();
+    return results;
+  }
+
+  // Reads from `peer` until `count` whole requests came (each ends its body with "attempt":1}).
+  static void ReadRequests(asio::ip::tcp::socket& peer, std::string& received, int count) {
+    auto requests = [&] {
+      int seen = 0;
+      for (size_t at = 0; (at = received.find(R"("attempt":1})", at)) != std::string::npos; ++at) {
+        ++seen;
+      }
+      return seen;
+    };
+    char bytes[64 << 10];
+    while (requests() < count) received.append(bytes, peer.read_some(asio::buffer(bytes)));
+  }
+
   asio::io_context io_;
   HttpClientOptions options_{.max_response_bytes = 1024, .max_header_bytes = 1024};
 };
@@ -374,6 +449,54 @@ TEST_F(HttpClientConnectionSocketTest, AResponseCutShortByItsConnectionFails) {
   HttpResult result = AnswerAndClose("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
   EXPECT_EQ(result.error, HttpError::kClosed);  // not kTimeout after 5 s
   EXPECT_TRUE(result.response_started);
+}
+
+// The replica answers the first of three pipelined requests and closes the connection, saying so
+// or not: the two behind it end at once as unanswered (not at their deadline, 5 s later).
+TEST_F(HttpClientConnectionSocketTest, ClosingAfterTheFirstAnswerEndsThoseBehindItAtOnce) {
+  for (const std::string answer :
+       {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}) {
+    SCOPED_TRACE(answer);
+    io_.restart();
+    std::vector<HttpResult> results = Pipelined(3, 0, [&](asio::ip::tcp::socket& peer) {
+      std::string received;
+      ReadRequests(peer, received, 3);
+      asio::write(peer, asio::buffer(answer));
+      peer.close();
+    });
+    EXPECT_EQ(results[0].body, "ok");
+    EXPECT_EQ(results[1].error, HttpError::kClosed);
+    EXPECT_FALSE(results[1].response_started);
+    EXPECT_EQ(results[2].error, HttpError::kDisplaced);
+  }
+}
+
+// A batch larger than the sockets' buffers, to a replica that answers the first request with
+// more than they hold before it reads the next ones: the answers are read while the batch is
+// still being written, so neither side waits for the other.
+TEST_F(HttpClientConnectionSocketTest, AnswersAreReadWhileABatchIsStillBeingWritten) {
+  constexpr int kRequests = 64;
+  const std::string big(1 << 20, 'b');
+  options_.max_response_bytes = 2 << 20;
+  std::vector<HttpResult> results = Pipelined(
+      kRequests, 16'000,
+      [&](asio::ip::tcp::socket& peer) {
+        std::string received;
+        ReadRequests(peer, received, 1);
+        asio::write(peer, asio::buffer(absl::StrCat(
+                              "HTTP/1.1 200 OK\r\nContent-Length: ", big.size(), "\r\n\r\n", big)));
+        ReadRequests(peer, received, kRequests);
+        for (int i = 1; i < kRequests; ++i) {
+          asio::write(
+              peer,
+              asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")));
+        }
+      },
+      /*small_buffers=*/true);
+  EXPECT_EQ(results[0].error, HttpError::kNone);  // not kTimeout after 5 s
+  EXPECT_EQ(results[0].body.size(), big.size());
+  for (int i = 1; i < kRequests; ++i) EXPECT_EQ(results[i].body, "ok") << i;
 }
 
 }  // namespace

@@ -556,6 +556,25 @@ TEST_F(PipelinedDispatcherTest, InvocationsOfOneTurnShareConnectionsAndGetTheirO
   EXPECT_EQ(replica.requests(), 2 + 8);
 }
 
+// A request whose body is written from the invocation's memory (large args) is never pipelined.
+TEST_F(PipelinedDispatcherTest, InvocationsWithLargeArgsTakeConnectionsOfTheirOwn) {
+  FakeReplica replica(AnswerId(100ms));
+  DispatcherHarness harness(Pipelined(), 1);
+  harness.dispatcher().Update("f", {{replica.address(), 8, 1}});
+  Warm(harness, 1);
+  eofaas::v1::DataCursor cursor;
+  cursor.set_uri("file:///data/x.txt");
+  const std::string args = absl::StrCat(R"({"pad":")", std::string(20'000, 'x'), R"("})");
+  std::vector<Invocation> invocations;
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "small"));
+  invocations.push_back(DispatcherHarness::MakeInvocation(5s, "large"));
+  invocations.back().body_prefix = InvokeBodyPrefix("large", cursor, args);
+  std::vector<std::future<InvokeOutcome>> outcomes = StartTogether(harness, std::move(invocations));
+  EXPECT_EQ(outcomes[0].get().result, "small");
+  EXPECT_EQ(outcomes[1].get().result, "large");
+  EXPECT_EQ(replica.connections(), 2) << "the large one did not join the small one's batch";
+}
+
 TEST_F(PipelinedDispatcherTest, ACancelledInvocationLeavesThoseSharingItsConnectionToFinish) {
   FakeReplica replica(AnswerId(300ms));
   DispatcherHarness harness(Pipelined(), 1);
