@@ -259,6 +259,8 @@ void HttpDispatcher::Call::OnResponse(HttpResult response) {
       (response.error == HttpError::kAborted && !cancelled_)) {
     // The connection closed for another request pipelined on it (its deadline passed, its answer
     // was invalid, its caller cancelled it): this one is sent again on a connection of its own.
+    // The replica may have run it already.
+    dispatcher_->metrics_->Retry(RetryReason::kDisplaced);
     return Try(/*reuse=*/false);
   }
   pool_->Return(loop_index_, std::move(connection));

@@ -432,6 +432,9 @@ bool HttpClientConnection<Stream>::Respond() {
     // afresh.
     reusable_ = keep_alive && !timed_out && !aborted_ && !writing_ && buffer_.size() == 0;
     if (writing_) Close();  // ends the write
+    // The last answers came in one read with this one: the next round trip's first read waits
+    // for the socket, so that it never completes inside RoundTrip.
+    read_at_once_ = false;
     buffer_.clear();
     parser_.reset();
     large_body_head_ = {};                                               // the caller's
@@ -451,6 +454,7 @@ void HttpClientConnection<Stream>::Fail(const boost::system::error_code& error) 
   parser_.reset();
   large_body_head_ = {};  // the caller's
   batch_open_ = false;
+  read_at_once_ = false;
   reusable_ = false;
   if (request_.capacity() > kReadBytes) std::string().swap(request_);
   const TimePoint now = std::chrono::steady_clock::now();

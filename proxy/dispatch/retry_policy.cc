@@ -43,6 +43,8 @@ const char* RetryReasonLabel(RetryReason reason) {
       return "503";
     case RetryReason::kServerError:
       return "5xx";
+    case RetryReason::kDisplaced:
+      return "displaced";
   }
   return "unknown";
 }
@@ -67,7 +69,7 @@ AttemptOutcome ClassifyAttempt(const HttpResult& result, const std::string& repl
     case HttpError::kAborted:
       return Fail(absl::CancelledError("cancelled"), Result::kNeutral);
     case HttpError::kDisplaced:
-      return Retry(RetryReason::kReset, Result::kNeutral,
+      return Retry(RetryReason::kDisplaced, Result::kNeutral,
                    absl::UnavailableError(absl::StrCat(
                        "the connection to replica ", replica,
                        " closed for another request pipelined on it: ", result.detail.message())));

@@ -22,10 +22,13 @@ enum class RetryReason {
   kTooManyRequests,  ///< "429": the replica is at its concurrency.
   kUnavailable,      ///< "503": the replica is starting or draining.
   kServerError,      ///< "5xx": any other 5xx without the function-error header.
+  kDisplaced,        ///< "displaced": another request pipelined on its connection closed it; sent
+                     ///< again on a connection of its own, without counting an attempt.
 };
 inline constexpr std::array kRetryReasons = {
     RetryReason::kConnect,         RetryReason::kReset,       RetryReason::kProtocol,
-    RetryReason::kTooManyRequests, RetryReason::kUnavailable, RetryReason::kServerError};
+    RetryReason::kTooManyRequests, RetryReason::kUnavailable, RetryReason::kServerError,
+    RetryReason::kDisplaced};
 const char* RetryReasonLabel(RetryReason reason);
 
 /// How one attempt on a replica ended.

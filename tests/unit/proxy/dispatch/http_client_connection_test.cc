@@ -499,5 +499,45 @@ TEST_F(HttpClientConnectionSocketTest, AnswersAreReadWhileABatchIsStillBeingWrit
   for (int i = 1; i < kRequests; ++i) EXPECT_EQ(results[i].body, "ok") << i;
 }
 
+// Two pipelined answers come in one read, then the replica closes the connection. The next round
+// trip, with a large body (written at once), meets the end of the stream, and still completes
+// only once RoundTrip returned.
+TEST_F(HttpClientConnectionSocketTest, ARoundTripAfterABatchNeverCompletesInsideRoundTrip) {
+  asio::ip::tcp::acceptor acceptor(io_, {asio::ip::make_address("127.0.0.1"), 0});
+  std::thread replica([&] {
+    asio::ip::tcp::socket peer = acceptor.accept();
+    std::string received;
+    ReadRequests(peer, received, 2);
+    asio::write(peer,
+                asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
+                                              "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")));
+    peer.close();
+  });
+  asio::ip::tcp::socket socket(io_);
+  socket.connect(acceptor.local_endpoint());
+  socket.non_blocking(true);
+  options_.max_pipeline = 2;
+  auto connection = std::make_shared<HttpClientConnection<asio::ip::tcp::socket>>(
+      std::move(socket), "replica", options_, std::make_shared<DeadlineSweep>(io_.get_executor()));
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 2; ++i) {
+    connection->RoundTrip("/invoke", R"({"id":"1")", R"(,"attempt":1})",
+                          std::chrono::steady_clock::now() + 5s,
+                          [&](HttpResult r) { bodies.push_back(r.body); });
+  }
+  io_.run();
+  replica.join();  // the end of the stream is there
+  ASSERT_EQ(bodies, (std::vector<std::string>{"a", "b"}));
+
+  const std::string large = absl::StrCat(R"({"id":"2","pad":")", std::string(20'000, 'x'), "\"");
+  bool done = false;
+  connection->RoundTrip("/invoke", large, R"(,"attempt":1})", std::chrono::steady_clock::now() + 5s,
+                        [&](HttpResult) { done = true; });
+  EXPECT_FALSE(done) << "completed inside RoundTrip";
+  io_.restart();
+  io_.run();
+  EXPECT_TRUE(done);
+}
+
 }  // namespace
 }  // namespace eofaas::proxy

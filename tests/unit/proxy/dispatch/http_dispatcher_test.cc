@@ -595,6 +595,7 @@ TEST_F(PipelinedDispatcherTest, ACancelledInvocationLeavesThoseSharingItsConnect
     EXPECT_EQ(outcome.result, i == 1 ? "b" : "c");
     EXPECT_EQ(outcome.attempts, 1);  // sent again, not retried
   }
+  EXPECT_EQ(harness.Metric("eofaas_proxy_retries_total", {{"reason", "displaced"}}), 2);
 }
 
 TEST_F(PipelinedDispatcherTest, ADeadlineThatPassesInABatchEndsThatInvocationOnly) {
