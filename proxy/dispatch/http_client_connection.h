@@ -35,7 +35,8 @@ enum class HttpError {
   kTimeout,       ///< The deadline passed first.
   kAborted,       ///< Abort() was called.
   kDisplaced,     ///< Another round trip pipelined on the connection ended it first (its deadline
-                  ///< passed, or its answer was invalid); this request may be sent again.
+                  ///< passed, its answer was invalid or closed the connection); this request may
+                  ///< be sent again.
   kBodyTooLarge,  ///< The response body exceeds the limit.
   kProtocol,      ///< The response is not valid HTTP/1.x.
 };
@@ -369,8 +370,8 @@ bool HttpClientConnection<Stream>::Consume(const boost::system::error_code& read
     parser_->put_eof(error);
     if (error) {
       Fail(error);
-    } else if (Respond()) {
-      Fail(http::error::end_of_stream);  // the round trips behind it get no answer
+    } else {
+      Respond();  // an answer the connection ends closes it: those behind it end there
     }
     return false;
   }
